@@ -1,0 +1,249 @@
+//! Builds model parts from a checkpoint, checking every tensor against the config first.
+//!
+//! Each model part has one constructor, `load(&mut WeightLoader, ...)`, that asks the
+//! loader for its tensors by name and shape. The same constructor serves three modes:
+//! checking a checkpoint (no data read; every problem collected), loading it (one tensor in
+//! memory at a time besides the model), and initialising fresh random weights.
+
+use std::collections::BTreeSet;
+
+use burn::module::{Param, ParamId};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, RmsNorm, RmsNormConfig};
+use burn::tensor::{DType, Device, Distribution, Tensor};
+
+use super::{LoadError, ShapeMismatch, WeightFiles};
+
+/// How the loader answers a request for a tensor.
+enum Mode<'a> {
+    /// Record what is missing or mis-shaped; hand out 1-element placeholders.
+    Check(&'a WeightFiles),
+    /// Read the tensor, convert it to the model dtype, put it on the device.
+    Load(&'a WeightFiles),
+    /// Fresh lazily initialised weights (normal with this std; norms start at one).
+    Init { std: f64 },
+}
+
+/// Hands out the parameters of a model part, by checkpoint name.
+pub struct WeightLoader<'a> {
+    mode: Mode<'a>,
+    prefix: String,
+    device: Device,
+    dtype: DType,
+    used: BTreeSet<String>,
+    missing: Vec<(String, Vec<usize>)>,
+    mis_shaped: Vec<ShapeMismatch>,
+}
+
+/// The initial value of a fresh parameter.
+#[derive(Clone, Copy)]
+enum Fresh {
+    Normal,
+    Ones,
+    Zeros,
+}
+
+impl<'a> WeightLoader<'a> {
+    /// A loader that only checks names and shapes (reads no tensor data).
+    pub fn check(files: &'a WeightFiles, prefix: &str, device: &Device) -> Self {
+        Self::new(Mode::Check(files), prefix, device, DType::F32)
+    }
+
+    /// A loader that reads tensors and converts them to `dtype` on `device`.
+    pub fn load(files: &'a WeightFiles, prefix: &str, device: &Device, dtype: DType) -> Self {
+        Self::new(Mode::Load(files), prefix, device, dtype)
+    }
+
+    /// A loader that makes fresh random weights (normal with `std`; norms at one, biases at
+    /// zero), initialised lazily on first use.
+    pub fn init(std: f64, device: &Device, dtype: DType) -> WeightLoader<'static> {
+        WeightLoader::new(Mode::Init { std }, "", device, dtype)
+    }
+
+    fn new(mode: Mode<'a>, prefix: &str, device: &Device, dtype: DType) -> Self {
+        Self {
+            mode,
+            prefix: prefix.to_string(),
+            device: device.clone(),
+            dtype,
+            used: BTreeSet::new(),
+            missing: Vec::new(),
+            mis_shaped: Vec::new(),
+        }
+    }
+
+    /// The device parameters are put on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The float dtype of the parameters.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn param<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        fresh: Fresh,
+    ) -> Result<Param<Tensor<D>>, LoadError> {
+        let full_name = format!("{}{name}", self.prefix);
+        let files = match &self.mode {
+            Mode::Init { std } => return Ok(self.fresh(shape, fresh, *std)),
+            Mode::Check(files) | Mode::Load(files) => *files,
+        };
+        let Some(entry) = files.get(&full_name) else {
+            self.missing.push((full_name, shape.to_vec()));
+            return Ok(self.placeholder());
+        };
+        self.used.insert(full_name.clone());
+        if entry.shape != shape {
+            self.mis_shaped.push(ShapeMismatch {
+                name: full_name,
+                expected: shape.to_vec(),
+                found: entry.shape.clone(),
+                file: entry.file.clone(),
+            });
+            return Ok(self.placeholder());
+        }
+        if matches!(self.mode, Mode::Check(_)) {
+            return Ok(self.placeholder());
+        }
+        let data = entry.read()?;
+        if !matches!(
+            data.dtype(),
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16
+        ) {
+            return Err(LoadError::Format {
+                path: entry.file.clone(),
+                message: format!("{full_name} has dtype {:?}, not a float type", data.dtype()),
+            });
+        }
+        let tensor = Tensor::<D>::from_data(data, (&self.device, self.dtype));
+        Ok(Param::from_tensor(tensor))
+    }
+
+    fn placeholder<const D: usize>(&self) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::zeros([1; D], &self.device))
+    }
+
+    fn fresh<const D: usize>(&self, shape: [usize; D], fresh: Fresh, std: f64) -> Param<Tensor<D>> {
+        let dtype = self.dtype;
+        Param::uninitialized(
+            ParamId::new(),
+            move |device, require_grad| {
+                let options = (device, dtype);
+                let tensor = match fresh {
+                    Fresh::Normal => Tensor::random(shape, Distribution::Normal(0.0, std), options),
+                    Fresh::Ones => Tensor::ones(shape, options),
+                    Fresh::Zeros => Tensor::zeros(shape, options),
+                };
+                tensor.set_require_grad(require_grad)
+            },
+            self.device.clone(),
+            true,
+            shape.into(),
+        )
+    }
+
+    /// A raw float parameter (e.g. CLIP's class embedding), initialised normal when fresh.
+    pub fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Param<Tensor<D>>, LoadError> {
+        self.param(name, shape, Fresh::Normal)
+    }
+
+    /// A `Linear` stored the PyTorch way (`{name}.weight` as `[d_out, d_in]`, optional
+    /// `{name}.bias`), transposed to Burn's `[d_in, d_out]`.
+    pub fn linear(
+        &mut self,
+        name: &str,
+        d_input: usize,
+        d_output: usize,
+        bias: bool,
+    ) -> Result<Linear, LoadError> {
+        let weight_name = format!("{name}.weight");
+        let weight = if matches!(self.mode, Mode::Init { .. }) {
+            self.param(&weight_name, [d_input, d_output], Fresh::Normal)?
+        } else {
+            self.param(&weight_name, [d_output, d_input], Fresh::Normal)?
+                .map(|w| w.transpose())
+        };
+        let bias = if bias {
+            Some(self.param(&format!("{name}.bias"), [d_output], Fresh::Zeros)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    /// A `LayerNorm` with `{name}.weight` and `{name}.bias`.
+    pub fn layer_norm(&mut self, name: &str, d: usize, eps: f64) -> Result<LayerNorm, LoadError> {
+        let mut norm = LayerNormConfig::new(d).with_epsilon(eps).init(&self.device);
+        norm.gamma = self.param(&format!("{name}.weight"), [d], Fresh::Ones)?;
+        norm.beta = Some(self.param(&format!("{name}.bias"), [d], Fresh::Zeros)?);
+        Ok(norm)
+    }
+
+    /// An `RmsNorm` with `{name}.weight`.
+    pub fn rms_norm(&mut self, name: &str, d: usize, eps: f64) -> Result<RmsNorm, LoadError> {
+        let mut norm = RmsNormConfig::new(d).with_epsilon(eps).init(&self.device);
+        norm.gamma = self.param(&format!("{name}.weight"), [d], Fresh::Ones)?;
+        Ok(norm)
+    }
+
+    /// An `Embedding` table `{name}.weight` of `[n, d]`.
+    pub fn embedding(&mut self, name: &str, n: usize, d: usize) -> Result<Embedding, LoadError> {
+        Ok(Embedding {
+            weight: self.param(&format!("{name}.weight"), [n, d], Fresh::Normal)?,
+        })
+    }
+
+    /// A bias-free square-kernel convolution with stride = kernel (a ViT patch embedding).
+    pub fn patch_conv(
+        &mut self,
+        name: &str,
+        channels: [usize; 2],
+        kernel: usize,
+    ) -> Result<Conv2d, LoadError> {
+        let mut conv = Conv2dConfig::new(channels, [kernel, kernel])
+            .with_stride([kernel, kernel])
+            .with_bias(false)
+            .init(&self.device);
+        conv.weight = self.param(
+            &format!("{name}.weight"),
+            [channels[1], channels[0], kernel, kernel],
+            Fresh::Normal,
+        )?;
+        Ok(conv)
+    }
+
+    /// Fails with every missing, mis-shaped and unexpected tensor. Unused checkpoint tensors
+    /// for which `ignorable` is true (parts not loaded, buffers) are not reported.
+    pub fn finish(self, ignorable: impl Fn(&str) -> bool) -> Result<(), LoadError> {
+        let files = match self.mode {
+            Mode::Init { .. } => return Ok(()),
+            Mode::Check(files) | Mode::Load(files) => files,
+        };
+        let unexpected: Vec<(String, std::path::PathBuf)> = files
+            .names()
+            .filter(|name| !self.used.contains(*name) && !ignorable(name))
+            .map(|name| {
+                let file = files.get(name).map(|e| e.file.clone()).unwrap_or_default();
+                (name.to_string(), file)
+            })
+            .collect();
+        if self.missing.is_empty() && self.mis_shaped.is_empty() && unexpected.is_empty() {
+            return Ok(());
+        }
+        Err(LoadError::Mismatch {
+            source: files.origin.clone(),
+            missing: self.missing,
+            mis_shaped: self.mis_shaped,
+            unexpected,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Text generation with the KV cache: greedy by default, temperature / top-p sampling on
+//! request, stopping at `</s>` or after `max_new_tokens`.
+
+use burn::tensor::Tensor;
+
+use crate::batch::TokenBatch;
+use crate::lcl::{InputError, LclModel};
+
+/// How to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationConfig {
+    /// Upper bound on generated tokens per row.
+    pub max_new_tokens: usize,
+    /// End-of-sequence id (`</s>` = 2 for LLaMA); generation of a row stops after it.
+    pub eos_token_id: u32,
+    /// Id used to left-pad prompts and to fill finished rows.
+    pub pad_token_id: u32,
+    /// 0 = greedy (the original's evaluation); otherwise logits are divided by it and sampled.
+    pub temperature: f64,
+    /// Nucleus sampling mass (1.0 = off). Only used when sampling.
+    pub top_p: f64,
+    /// Seed of the sampler.
+    pub seed: u64,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 32,
+            eos_token_id: 2,
+            pad_token_id: 0,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 42,
+        }
+    }
+}
+
+/// What `generate` returns.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Generated ids per row, ending with `eos` when it was produced.
+    pub tokens: Vec<Vec<u32>>,
+    /// Next-token logits at the last prompt position of each row, `[batch, vocab]`.
+    pub prompt_logits: Tensor<2>,
+}
+
+impl LclModel {
+    /// Generates a continuation of each prompt. `image_features` are the projected features
+    /// of all images of all prompts, in order (see [`LclModel::encode_images`]).
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        image_features: Option<Tensor<3>>,
+        config: &GenerationConfig,
+    ) -> Result<Generation, InputError> {
+        if prompts.iter().any(Vec::is_empty) {
+            return Err(InputError("cannot generate from an empty prompt".into()));
+        }
+        let batch = TokenBatch::left_padded(prompts, config.pad_token_id);
+        let mut cache = self.new_cache();
+        let hidden = self.forward_hidden(&batch, image_features, &mut cache)?;
+        let prompt_logits = self.last_logits(hidden);
+        let mut sampler = Sampler::new(config);
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut logits = prompt_logits.clone();
+        for _ in 0..config.max_new_tokens {
+            let next = sampler.pick(logits);
+            let mut step = Vec::with_capacity(next.len());
+            for (row, token) in tokens.iter_mut().zip(next) {
+                let finished = row.last() == Some(&config.eos_token_id);
+                if finished {
+                    step.push(config.pad_token_id);
+                } else {
+                    row.push(token);
+                    step.push(token);
+                }
+            }
+            let all_done = tokens
+                .iter()
+                .all(|row| row.last() == Some(&config.eos_token_id));
+            if all_done || tokens.iter().all(|row| row.len() >= config.max_new_tokens) {
+                break;
+            }
+            let hidden = self.forward_hidden(&TokenBatch::step(&step), None, &mut cache)?;
+            logits = self.last_logits(hidden);
+        }
+        Ok(Generation {
+            tokens,
+            prompt_logits,
+        })
+    }
+
+    /// Logits `[batch, vocab]` of the last position of `hidden` `[batch, len, width]`.
+    pub fn last_logits(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [batch, len, width] = hidden.dims();
+        let last = hidden.slice([0..batch, len - 1..len, 0..width]);
+        let logits = self.llm.logits(last);
+        let vocab = logits.dims()[2];
+        logits.reshape([batch, vocab])
+    }
+}
+
+/// Picks the next token of each row from its logits.
+struct Sampler {
+    temperature: f64,
+    top_p: f64,
+    state: u64,
+}
+
+impl Sampler {
+    fn new(config: &GenerationConfig) -> Self {
+        Self {
+            temperature: config.temperature,
+            top_p: config.top_p,
+            state: config.seed,
+        }
+    }
+
+    fn pick(&mut self, logits: Tensor<2>) -> Vec<u32> {
+        let [_, vocab] = logits.dims();
+        let values: Vec<f32> = logits
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .expect("f32 logits");
+        values
+            .chunks(vocab)
+            .map(|row| {
+                if self.temperature <= 0.0 {
+                    argmax(row)
+                } else {
+                    self.sample(row)
+                }
+            })
+            .collect()
+    }
+
+    fn sample(&mut self, row: &[f32]) -> u32 {
+        let scaled: Vec<f64> = row
+            .iter()
+            .map(|&l| f64::from(l) / self.temperature)
+            .collect();
+        let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut probs: Vec<(usize, f64)> = scaled
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, (l - max).exp()))
+            .collect();
+        let total: f64 = probs.iter().map(|(_, p)| p).sum();
+        probs.iter_mut().for_each(|(_, p)| *p /= total);
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut kept = 0.0;
+        let cut = probs
+            .iter()
+            .position(|(_, p)| {
+                kept += p;
+                kept >= self.top_p
+            })
+            .map_or(probs.len(), |i| i + 1);
+        probs.truncate(cut);
+        let mass: f64 = probs.iter().map(|(_, p)| p).sum();
+        let mut target = self.next_unit() * mass;
+        for (index, p) in &probs {
+            if target < *p {
+                return *index as u32;
+            }
+            target -= p;
+        }
+        probs.last().map_or(0, |(i, _)| *i as u32)
+    }
+
+    /// A uniform number in [0, 1) (SplitMix64).
+    fn next_unit(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Index of the largest value; the first one on ties, as `torch.argmax`.
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

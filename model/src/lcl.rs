@@ -1,0 +1,286 @@
+//! The LCL / Shikra multimodal model: CLIP vision tower -> linear projector -> LLaMA, with
+//! the projected patch features replacing the embeddings of the `<im_patch>` tokens.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use crate::batch::TokenBatch;
+use crate::cache::KvCache;
+use crate::checkpoint::{LoadError, WeightFiles, WeightLoader};
+use crate::clip::ClipVisionTransformer;
+use crate::config::{ClipVisionConfig, LlamaConfig};
+use crate::llama::Llama;
+
+/// The vision layer LCL takes features from (HF `hidden_states[-2]`).
+pub const LCL_VISION_LAYER: isize = -2;
+
+/// Prefix under which Shikra-style checkpoints store the CLIP tower.
+pub const SHIKRA_VISION_PREFIX: &str = "model.vision_tower.vision_tower.";
+
+/// Inputs that do not fit the model (e.g. image count vs `<im_patch>` tokens).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// The multimodal model.
+#[derive(Module, Debug)]
+pub struct LclModel {
+    /// Frozen CLIP vision transformer.
+    pub vision: ClipVisionTransformer,
+    /// `model.mm_projector`: vision width -> LLM width.
+    pub projector: Linear,
+    /// LLaMA decoder.
+    pub llm: Llama,
+    /// Id of `<im_patch>`, whose embeddings are replaced by image features.
+    pub image_patch_id: u32,
+    /// Which entry of the vision tower's hidden states feeds the projector.
+    pub vision_layer: isize,
+}
+
+/// Sizes of the whole model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LclConfig {
+    /// The decoder (and projector output) sizes.
+    pub llm: LlamaConfig,
+    /// The vision tower sizes.
+    pub vision: ClipVisionConfig,
+}
+
+impl LclConfig {
+    /// Width of the projector input.
+    pub fn projector_input(&self) -> usize {
+        self.llm.mm_hidden_size.unwrap_or(self.vision.hidden_size)
+    }
+}
+
+impl LclModel {
+    /// Builds the model through `loader` for the LLM part and `vision_loader` for the tower.
+    pub fn load(
+        llm_loader: &mut WeightLoader,
+        vision_loader: &mut WeightLoader,
+        config: &LclConfig,
+        image_patch_id: u32,
+    ) -> Result<Self, LoadError> {
+        Ok(Self {
+            vision: ClipVisionTransformer::load(vision_loader, &config.vision)?,
+            projector: llm_loader.linear(
+                "model.mm_projector",
+                config.projector_input(),
+                config.llm.hidden_size,
+                true,
+            )?,
+            llm: Llama::load(llm_loader, &config.llm)?,
+            image_patch_id,
+            vision_layer: LCL_VISION_LAYER,
+        })
+    }
+
+    /// A model with fresh random weights (normal, std `std`), for training from scratch.
+    pub fn init(
+        config: &LclConfig,
+        image_patch_id: u32,
+        std: f64,
+        device: &Device,
+        dtype: DType,
+    ) -> Self {
+        let mut loader = WeightLoader::init(std, device, dtype);
+        let mut vision_loader = WeightLoader::init(std, device, dtype);
+        Self::load(&mut loader, &mut vision_loader, config, image_patch_id)
+            .expect("fresh initialisation reads no file")
+    }
+
+    /// Loads a Shikra/LCL checkpoint folder (`model_dir`) and a CLIP checkpoint folder
+    /// (`vision_dir`, whose weights may also be stored under `model.vision_tower.vision_tower.`)
+    /// in `dtype`. Every tensor is checked against the configs before any data is read.
+    pub fn from_pretrained(
+        model_dir: &Path,
+        vision_dir: &Path,
+        image_patch_id: u32,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, LoadError> {
+        let config = LclConfig {
+            llm: LlamaConfig::from_file(&model_dir.join("config.json"))?,
+            vision: ClipVisionConfig::from_file(&vision_dir.join("config.json"))?,
+        };
+        let llm_files = WeightFiles::open(model_dir)?;
+        let vision_files = WeightFiles::open(vision_dir)?;
+        let vision_prefix = vision_prefix(&vision_files);
+
+        let mut llm_check = WeightLoader::check(&llm_files, "", device);
+        let mut vision_check = WeightLoader::check(&vision_files, vision_prefix, device);
+        Self::load(&mut llm_check, &mut vision_check, &config, image_patch_id)?;
+        llm_check.finish(llm_ignorable)?;
+        vision_check.finish(|name| vision_ignorable(name, vision_prefix))?;
+
+        let mut llm_loader = WeightLoader::load(&llm_files, "", device, dtype);
+        let mut vision_loader = WeightLoader::load(&vision_files, vision_prefix, device, dtype);
+        Self::load(&mut llm_loader, &mut vision_loader, &config, image_patch_id)
+    }
+
+    /// Projected features of images `[n, channels, size, size]`: `[n, patches, llm width]`.
+    pub fn encode_images(&self, pixels: Tensor<4>) -> Tensor<3> {
+        let dtype = self.projector.weight.val().dtype();
+        let states = self
+            .vision
+            .hidden_state(pixels.cast(dtype), self.vision_layer);
+        let [n, tokens, width] = states.dims();
+        let patches = states.slice([0..n, 1..tokens, 0..width]);
+        self.projector.forward(patches)
+    }
+
+    /// Input embeddings of `batch`, with the rows of `image_features` (`[images, patches,
+    /// width]`, in order of appearance, row by row) put at the `<im_patch>` positions.
+    pub fn embed(
+        &self,
+        batch: &TokenBatch,
+        image_features: Option<Tensor<3>>,
+    ) -> Result<Tensor<3>, InputError> {
+        let device = self.projector.weight.val().device();
+        let (rows, len) = (batch.batch_size(), batch.len());
+        let flat: Vec<i64> = batch
+            .ids
+            .iter()
+            .flatten()
+            .map(|&id| i64::from(id))
+            .collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [rows, len]), &device);
+        let embeds = self.llm.embed(ids);
+        let patch_slots = batch
+            .ids
+            .iter()
+            .zip(&batch.valid)
+            .flat_map(|(ids, valid)| ids.iter().zip(valid))
+            .filter(|(id, valid)| **id == self.image_patch_id && **valid)
+            .count();
+        let Some(features) = image_features else {
+            if patch_slots > 0 {
+                return Err(InputError(format!(
+                    "the prompt has {patch_slots} <im_patch> tokens but no image was given"
+                )));
+            }
+            return Ok(embeds);
+        };
+        let [images, patches, width] = features.dims();
+        if images * patches != patch_slots {
+            return Err(InputError(format!(
+                "the prompt has {patch_slots} <im_patch> tokens but {images} images x {patches} patches were given"
+            )));
+        }
+        let mut next_feature = rows * len;
+        let index: Vec<i64> = batch
+            .ids
+            .iter()
+            .zip(&batch.valid)
+            .flat_map(|(ids, valid)| ids.iter().zip(valid))
+            .enumerate()
+            .map(|(position, (id, valid))| {
+                if *id == self.image_patch_id && *valid {
+                    next_feature += 1;
+                    (next_feature - 1) as i64
+                } else {
+                    position as i64
+                }
+            })
+            .collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * len]), &device);
+        let table = Tensor::cat(
+            vec![
+                embeds.reshape([rows * len, width]),
+                features
+                    .reshape([images * patches, width])
+                    .cast(self.dtype()),
+            ],
+            0,
+        );
+        Ok(table.select(0, index).reshape([rows, len, width]))
+    }
+
+    /// Float dtype of the weights.
+    pub fn dtype(&self) -> DType {
+        self.projector.weight.val().dtype()
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> Device {
+        self.projector.weight.val().device()
+    }
+
+    /// A fresh KV cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.llm.num_layers())
+    }
+
+    /// Final hidden states `[batch, len, width]` of `batch` after what `cache` holds.
+    pub fn forward_hidden(
+        &self,
+        batch: &TokenBatch,
+        image_features: Option<Tensor<3>>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor<3>, InputError> {
+        let embeds = self.embed(batch, image_features)?;
+        Ok(self.llm.forward_hidden(embeds, &batch.valid, cache))
+    }
+
+    /// Logits `[batch, len, vocab]` of every position of `batch` (no cache kept).
+    pub fn forward_logits(
+        &self,
+        batch: &TokenBatch,
+        image_features: Option<Tensor<3>>,
+    ) -> Result<Tensor<3>, InputError> {
+        let mut cache = self.new_cache();
+        let hidden = self.forward_hidden(batch, image_features, &mut cache)?;
+        Ok(self.llm.logits(hidden))
+    }
+}
+
+/// Where the CLIP tensors sit in `files`: at the top (`vision_model.*`) or under the Shikra
+/// prefix.
+pub fn vision_prefix(files: &WeightFiles) -> &'static str {
+    let marker = "vision_model.embeddings.class_embedding";
+    if files.get(marker).is_none()
+        && files
+            .get(&format!("{SHIKRA_VISION_PREFIX}{marker}"))
+            .is_some()
+    {
+        SHIKRA_VISION_PREFIX
+    } else {
+        ""
+    }
+}
+
+/// Tensors of an LCL checkpoint that are known and not loaded: RoPE buffers, and a vision
+/// tower stored inside (it is loaded from the CLIP folder).
+pub fn llm_ignorable(name: &str) -> bool {
+    name.ends_with("rotary_emb.inv_freq") || name.starts_with("model.vision_tower.")
+}
+
+/// Tensors of a CLIP checkpoint that are known and not loaded when only the vision tower is
+/// wanted: the text tower, both projections, the logit scale, position-id buffers, and
+/// everything outside the tower when it sits inside a bigger checkpoint.
+pub fn vision_ignorable(name: &str, prefix: &str) -> bool {
+    if name.ends_with("embeddings.position_ids") {
+        return true;
+    }
+    let Some(local) = name.strip_prefix(prefix) else {
+        return true;
+    };
+    [
+        "text_model.",
+        "visual_projection.",
+        "text_projection.",
+        "logit_scale",
+    ]
+    .iter()
+    .any(|part| local.starts_with(part))
+}

@@ -1,0 +1,11 @@
+//! LCL: Link-Context Learning for multimodal LLMs, in Burn.
+//!
+//! The application crate: tokenizer and prompt template, image preprocessing, backend
+//! selection, and the `lcl` command line. The model itself lives in `lcl-model`.
+
+pub mod backend;
+pub mod image;
+pub mod infer;
+pub mod npy;
+pub mod template;
+pub mod tokenizer;

@@ -1,0 +1,79 @@
+//! Shared helpers of the integration tests: fixture paths, reference arrays, tolerances.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor};
+use lcl::backend::{backend_name, default_device};
+use lcl::npy::{self, NpyArray};
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A reference array from `tests/fixtures/ref/<name>.npy`.
+pub fn reference(name: &str) -> NpyArray {
+    npy::read(&fixture(&format!("ref/{name}.npy"))).expect("reference array")
+}
+
+/// A JSON fixture.
+pub fn json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(rel)).expect("fixture")).expect("json")
+}
+
+/// The device of the backend the tests were built with.
+pub fn device() -> Device {
+    default_device()
+}
+
+/// Largest allowed |difference| to the f32 reference: 1e-4 on CPU backends; GPU backends
+/// (wgpu, lavapipe in CI) reorder reductions more, so they get 5e-4.
+pub fn f32_tolerance() -> f32 {
+    match backend_name() {
+        "flex" | "ndarray" => 1e-4,
+        _ => 5e-4,
+    }
+}
+
+/// A tensor's values as f32.
+pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float tensor")
+}
+
+/// Largest |a - b|; panics on length mismatch.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Asserts `actual` is within `tolerance` of `expected` and says by how much.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) {
+    let diff = max_abs_diff(actual, expected);
+    assert!(
+        diff <= tolerance,
+        "{what}: max |diff| {diff:e} > {tolerance:e}"
+    );
+    eprintln!(
+        "{what}: max |diff| {diff:e} (tolerance {tolerance:e}, backend {})",
+        backend_name()
+    );
+}
+
+/// Ids of a JSON array.
+pub fn ids(value: &serde_json::Value) -> Vec<u32> {
+    value
+        .as_array()
+        .expect("array of ids")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect()
+}
