@@ -5,6 +5,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Linear;
+use burn::store::RecordError;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::batch::TokenBatch;
@@ -126,6 +127,22 @@ impl LclModel {
         let mut llm_loader = WeightLoader::load(&llm_files, "", device, dtype);
         let mut vision_loader = WeightLoader::load(&vision_files, vision_prefix, device, dtype);
         Self::load(&mut llm_loader, &mut vision_loader, &config, image_patch_id)
+    }
+
+    /// Saves every weight in Burn's own format (a `.bpk` burnpack), e.g. after fine-tuning.
+    pub fn save_burnpack(&self, path: &Path) -> Result<(), RecordError> {
+        self.clone().save_file(path)
+    }
+
+    /// Loads weights written by [`LclModel::save_burnpack`] into a model of `config`.
+    pub fn load_burnpack(
+        config: &LclConfig,
+        image_patch_id: u32,
+        path: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, RecordError> {
+        Self::init(config, image_patch_id, 0.02, device, dtype).try_load_file(path)
     }
 
     /// Projected features of images `[n, channels, size, size]`: `[n, patches, llm width]`.

@@ -250,32 +250,61 @@ impl LclTokenizer {
             .collect()
     }
 
-    /// Decodes ids to text. Special tokens are kept as their text unless `skip_special`.
+    /// Decodes ids to text as transformers 4.29's slow `decode` does (no clean-up of
+    /// tokenization spaces): added tokens stand apart, joined with single spaces; `<s>`,
+    /// `</s>` and `<unk>` are written in place with a space before them unless they follow
+    /// another one, or dropped with `skip_special`.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> String {
-        let mut out = String::new();
+        let mut sub_texts: Vec<String> = Vec::new();
         let mut run: Vec<u32> = Vec::new();
-        let flush = |run: &mut Vec<u32>, out: &mut String| {
-            if !run.is_empty() {
-                out.push_str(&self.decode_plain(run));
-                run.clear();
-            }
-        };
         for &id in ids {
-            match self.special_text.get(&id) {
-                Some(text) => {
-                    flush(&mut run, &mut out);
-                    if !skip_special {
-                        out.push_str(text);
+            match self.specials.iter().find(|s| s.id == id) {
+                Some(special) if special.strips => {
+                    if !run.is_empty() {
+                        sub_texts.push(self.tokens_to_string(&std::mem::take(&mut run)));
                     }
+                    sub_texts.push(special.text.clone());
                 }
-                None => run.push(id),
+                Some(_) if skip_special => {}
+                _ => run.push(id),
             }
         }
-        flush(&mut run, &mut out);
+        if !run.is_empty() {
+            sub_texts.push(self.tokens_to_string(&run));
+        }
+        sub_texts.join(" ")
+    }
+
+    /// `LlamaTokenizer.convert_tokens_to_string` of 4.29.
+    fn tokens_to_string(&self, ids: &[u32]) -> String {
+        let mut out = String::new();
+        let mut plain: Vec<u32> = Vec::new();
+        let mut previous_special = false;
+        for (i, &id) in ids.iter().enumerate() {
+            match self.special_text.get(&id) {
+                Some(text) => {
+                    if !previous_special && i != 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(&self.decode_plain(&plain));
+                    out.push_str(text);
+                    plain.clear();
+                    previous_special = true;
+                }
+                None => {
+                    plain.push(id);
+                    previous_special = false;
+                }
+            }
+        }
+        out.push_str(&self.decode_plain(&plain));
         out
     }
 
     fn decode_plain(&self, ids: &[u32]) -> String {
+        if ids.is_empty() {
+            return String::new();
+        }
         match &self.encoder {
             ChunkEncoder::SentencePiece(sp) => sp.decode(ids),
             ChunkEncoder::HuggingFace(tokenizer) => {
