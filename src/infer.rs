@@ -167,13 +167,26 @@ pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
         request.model.display(),
         vision_dir.display()
     );
-    let model = LclModel::from_pretrained(
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message("loading weights");
+    let model = LclModel::from_pretrained_with_progress(
         &request.model,
         &vision_dir,
         tokenizer.special_id(IMAGE_PATCH)?,
         device,
         request.precision.dtype(),
+        &mut |read, total| {
+            bar.set_length(total as u64);
+            bar.set_position(read as u64);
+        },
     )?;
+    bar.finish_and_clear();
     eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
     let size = size as usize;
     let pixels = Tensor::<4>::from_data(

@@ -4,8 +4,10 @@
 //! selection, and the `lcl` command line. The model itself lives in `lcl-model`.
 
 pub mod backend;
+pub mod data;
 pub mod image;
 pub mod infer;
 pub mod npy;
+pub mod sampler;
 pub mod template;
 pub mod tokenizer;

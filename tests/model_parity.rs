@@ -249,6 +249,21 @@ fn half_precision_weights_stay_close_to_f32() {
     let expected = reference("llama_text_logits").data;
     let spread = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for dtype in [DType::BF16, DType::F16] {
+        if !device().supports_dtype(dtype) {
+            let err = LclModel::from_pretrained(
+                &fixture("tiny-lcl"),
+                &fixture("tiny-clip"),
+                IMAGE_PATCH_ID,
+                &device(),
+                dtype,
+            )
+            .err()
+            .expect("an unsupported dtype is refused")
+            .to_string();
+            assert!(err.contains("cannot compute in"), "{err}");
+            eprintln!("{dtype:?} is not supported by this device: refused as expected");
+            continue;
+        }
         let model = tiny_model("tiny-lcl", dtype);
         assert_eq!(model.dtype(), dtype);
         let logits = values(model.forward_logits(&batch, None).unwrap());

@@ -144,3 +144,51 @@ fn zero_shot_prompt_is_the_query_alone() {
     assert!(segments[0].text.starts_with("[FINAL QUESTION]:  USER:"));
     assert_eq!(segments[0].ids.first(), Some(&1));
 }
+
+/// The real LLaMA vocabulary cannot be committed. With `LCL_LLAMA_TOKENIZER_DIR` pointing at a
+/// folder holding LLaMA's `tokenizer.model`, `tokenizer.json`, `added_tokens.json` and a
+/// `cases.json` of slow-tokenizer goldens (`{text, ids, decoded}`), this checks them all,
+/// plus the golden query segment of the LCL spec. Rebuild such a folder with the recipe in
+/// the README ("Checking the tokenizer on the real LLaMA vocabulary").
+#[test]
+fn real_llama_vocabulary_matches_when_available() {
+    let Some(dir) = std::env::var_os("LCL_LLAMA_TOKENIZER_DIR") else {
+        eprintln!("LCL_LLAMA_TOKENIZER_DIR not set: real-vocabulary check not run");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let golden_query: Vec<u32> = vec![
+        1, 518, 29943, 1177, 1964, 660, 4462, 1254, 2725, 5387, 29871, 3148, 1001, 29901, 16564,
+        373, 278, 3517, 6455, 29892, 825, 338, 297, 278, 1967, 32001, 32000, 32000, 32000, 32002,
+        1577, 319, 1799, 9047, 13566, 29901,
+    ];
+    let query = render_query(QUERY_QUESTION, None, &image_tokens(3));
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let sentencepiece = LclTokenizer::from_sentencepiece(&dir.join("tokenizer.model")).unwrap();
+    let json = LclTokenizer::from_tokenizer_json(&dir.join("tokenizer.json")).unwrap();
+    for (which, tokenizer) in [
+        ("tokenizer.model", &sentencepiece),
+        ("tokenizer.json", &json),
+    ] {
+        assert_eq!(
+            tokenizer.encode(&query),
+            golden_query,
+            "{which}: LCL.md golden query"
+        );
+        let mut decode_mismatches = 0;
+        for case in &cases {
+            let text = case["text"].as_str().unwrap();
+            let expected = ids(&case["ids"]);
+            assert_eq!(tokenizer.encode(text), expected, "{which}: ids of {text:?}");
+            if tokenizer.decode(&expected[1..], false) != case["decoded"].as_str().unwrap() {
+                decode_mismatches += 1;
+            }
+        }
+        eprintln!(
+            "{which}: {} cases, {decode_mismatches} decode mismatches",
+            cases.len()
+        );
+        assert_eq!(decode_mismatches, 0, "{which}: decoded text differs");
+    }
+}

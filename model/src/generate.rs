@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::batch::TokenBatch;
 use crate::lcl::{InputError, LclModel};
+use crate::rng::Rng;
 
 /// How to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +106,7 @@ impl LclModel {
 struct Sampler {
     temperature: f64,
     top_p: f64,
-    state: u64,
+    rng: Rng,
 }
 
 impl Sampler {
@@ -113,7 +114,7 @@ impl Sampler {
         Self {
             temperature: config.temperature,
             top_p: config.top_p,
-            state: config.seed,
+            rng: Rng::new(config.seed),
         }
     }
 
@@ -158,25 +159,8 @@ impl Sampler {
             })
             .map_or(probs.len(), |i| i + 1);
         probs.truncate(cut);
-        let mass: f64 = probs.iter().map(|(_, p)| p).sum();
-        let mut target = self.next_unit() * mass;
-        for (index, p) in &probs {
-            if target < *p {
-                return *index as u32;
-            }
-            target -= p;
-        }
-        probs.last().map_or(0, |(i, _)| *i as u32)
-    }
-
-    /// A uniform number in [0, 1) (SplitMix64).
-    fn next_unit(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        let weights: Vec<f64> = probs.iter().map(|(_, p)| *p).collect();
+        probs[self.rng.weighted(&weights)].0 as u32
     }
 }
 

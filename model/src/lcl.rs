@@ -110,6 +110,31 @@ impl LclModel {
         device: &Device,
         dtype: DType,
     ) -> Result<Self, LoadError> {
+        Self::from_pretrained_with_progress(
+            model_dir,
+            vision_dir,
+            image_patch_id,
+            device,
+            dtype,
+            &mut |_, _| {},
+        )
+    }
+
+    /// [`LclModel::from_pretrained`], calling `progress(bytes_read, bytes_total)` after each
+    /// tensor.
+    pub fn from_pretrained_with_progress(
+        model_dir: &Path,
+        vision_dir: &Path,
+        image_patch_id: u32,
+        device: &Device,
+        dtype: DType,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, LoadError> {
+        if !device.supports_dtype(dtype) {
+            return Err(LoadError::UnsupportedDType {
+                dtype: format!("{dtype:?}"),
+            });
+        }
         let config = LclConfig {
             llm: LlamaConfig::from_file(&model_dir.join("config.json"))?,
             vision: ClipVisionConfig::from_file(&vision_dir.join("config.json"))?,
@@ -121,11 +146,22 @@ impl LclModel {
         let mut llm_check = WeightLoader::check(&llm_files, "", device);
         let mut vision_check = WeightLoader::check(&vision_files, vision_prefix, device);
         Self::load(&mut llm_check, &mut vision_check, &config, image_patch_id)?;
+
+        let total = llm_check.planned_bytes() + vision_check.planned_bytes();
         llm_check.finish(llm_ignorable)?;
         vision_check.finish(|name| vision_ignorable(name, vision_prefix))?;
 
-        let mut llm_loader = WeightLoader::load(&llm_files, "", device, dtype);
-        let mut vision_loader = WeightLoader::load(&vision_files, vision_prefix, device, dtype);
+        let read = std::cell::Cell::new(0);
+        let progress = std::cell::RefCell::new(progress);
+        let report = |_: &str, bytes: usize| {
+            read.set(read.get() + bytes);
+            (progress.borrow_mut())(read.get(), total);
+        };
+        let (mut llm_report, mut vision_report) = (report, report);
+        let mut llm_loader =
+            WeightLoader::load(&llm_files, "", device, dtype).with_progress(&mut llm_report);
+        let mut vision_loader = WeightLoader::load(&vision_files, vision_prefix, device, dtype)
+            .with_progress(&mut vision_report);
         Self::load(&mut llm_loader, &mut vision_loader, &config, image_patch_id)
     }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod generate;
 pub mod lcl;
 pub mod llama;
+pub mod rng;
 pub mod rope;
 
 pub use batch::TokenBatch;

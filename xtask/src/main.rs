@@ -13,7 +13,14 @@ const USAGE: &str =
 
 Builds `lcl` in release mode with the backend's Cargo feature and runs `lcl <command> ARGS...`.
 Commands are those of `lcl` (run `cargo xtask help` to list them), e.g.:
-  cargo xtask infer --backend wgpu --model DIR --vision DIR --support a.jpg=cactihog --query q.jpg";
+  cargo xtask infer --backend wgpu --model DIR --vision DIR --support a.jpg=cactihog --query q.jpg
+
+  cargo xtask test [--cpu-only]
+      the whole test suite on flex, then the transformers-parity tests on wgpu (software
+      Vulkan is enough: Debian's mesa-vulkan-drivers); --cpu-only skips the wgpu part.";
+
+/// The integration tests that run again on the wgpu backend.
+const WGPU_TESTS: [&str; 3] = ["model_parity", "cli", "checkpoint"];
 
 /// The command line split into the backend and what `lcl` gets.
 #[derive(Debug, PartialEq)]
@@ -47,11 +54,67 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
     Ok(Invocation { backend, lcl_args })
 }
 
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+/// Runs `command`, failing with its exit code.
+fn run(mut command: Command) -> Result<(), ExitCode> {
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(ExitCode::from(
+            status.code().unwrap_or(1).clamp(1, 255) as u8
+        )),
+        Err(err) => {
+            eprintln!("cannot run cargo: {err}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `cargo xtask test`: every test on flex, then the parity tests on wgpu.
+fn test(args: &[String]) -> Result<(), ExitCode> {
+    let cpu_only = args.iter().any(|a| a == "--cpu-only");
+    let mut flex = cargo();
+    flex.args(["test", "--workspace"]);
+    run(flex)?;
+    if cpu_only {
+        return Ok(());
+    }
+    let mut wgpu = cargo();
+    wgpu.args([
+        "test",
+        "--package",
+        "lcl",
+        "--no-default-features",
+        "--features",
+        "wgpu",
+    ]);
+    for test in WGPU_TESTS {
+        wgpu.args(["--test", test]);
+    }
+    // One test thread: a software Vulkan device runs one kernel at a time anyway.
+    wgpu.args(["--", "--test-threads", "1"]);
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan drivers complain on every device creation without one.
+        let runtime = std::env::temp_dir().join("lcl-xdg-runtime");
+        if std::fs::create_dir_all(&runtime).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700));
+            wgpu.env("XDG_RUNTIME_DIR", runtime);
+        }
+    }
+    run(wgpu)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
+    }
+    if args.first().is_some_and(|a| a == "test") {
+        return test(&args[1..]).err().unwrap_or(ExitCode::SUCCESS);
     }
     let invocation = match parse(&args) {
         Ok(invocation) => invocation,

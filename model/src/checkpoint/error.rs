@@ -45,6 +45,12 @@ pub enum LoadError {
         /// The folder.
         dir: PathBuf,
     },
+    /// The device cannot compute in the requested dtype (e.g. bf16 on Vulkan, which can
+    /// store it but has no arithmetic for it).
+    UnsupportedDType {
+        /// The dtype asked for.
+        dtype: String,
+    },
     /// The checkpoint does not fit the model: every missing, mis-shaped and unexpected
     /// tensor is listed.
     Mismatch {
@@ -74,6 +80,11 @@ impl fmt::Display for LoadError {
                 "{}: no weights found (looked for model.safetensors, \
                  model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json)",
                 dir.display()
+            ),
+            LoadError::UnsupportedDType { dtype } => write!(
+                f,
+                "this device cannot compute in {dtype} (it may store it, but has no arithmetic for it); \
+                 load the weights as f32, or f16 where the device supports it"
             ),
             LoadError::Mismatch {
                 source,

@@ -24,9 +24,13 @@ enum Mode<'a> {
     Init { std: f64 },
 }
 
+/// Called after each tensor is read, with its name and its size in the file (bytes).
+pub type ProgressFn<'a> = dyn FnMut(&str, usize) + 'a;
+
 /// Hands out the parameters of a model part, by checkpoint name.
 pub struct WeightLoader<'a> {
     mode: Mode<'a>,
+    progress: Option<&'a mut ProgressFn<'a>>,
     prefix: String,
     device: Device,
     dtype: DType,
@@ -63,6 +67,7 @@ impl<'a> WeightLoader<'a> {
     fn new(mode: Mode<'a>, prefix: &str, device: &Device, dtype: DType) -> Self {
         Self {
             mode,
+            progress: None,
             prefix: prefix.to_string(),
             device: device.clone(),
             dtype,
@@ -70,6 +75,25 @@ impl<'a> WeightLoader<'a> {
             missing: Vec::new(),
             mis_shaped: Vec::new(),
         }
+    }
+
+    /// Reports every tensor read to `progress` (loading long checkpoints).
+    pub fn with_progress(mut self, progress: &'a mut ProgressFn<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Bytes of the checkpoint tensors asked for so far (after a check: what loading reads).
+    pub fn planned_bytes(&self) -> usize {
+        let files = match &self.mode {
+            Mode::Init { .. } => return 0,
+            Mode::Check(files) | Mode::Load(files) => *files,
+        };
+        self.used
+            .iter()
+            .filter_map(|name| files.get(name))
+            .map(|entry| entry.shape.iter().product::<usize>() * entry.dtype.size())
+            .sum()
     }
 
     /// The device parameters are put on.
@@ -111,6 +135,9 @@ impl<'a> WeightLoader<'a> {
             return Ok(self.placeholder());
         }
         let data = entry.read()?;
+        if let Some(progress) = self.progress.as_mut() {
+            progress(&full_name, data.as_bytes().len());
+        }
         if !matches!(
             data.dtype(),
             DType::F64 | DType::F32 | DType::F16 | DType::BF16

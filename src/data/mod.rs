@@ -1,0 +1,5 @@
+//! Data sources of the original: the per-class file, ISEKAI episode files, JSON lines.
+
+pub mod class_file;
+pub mod isekai;
+pub mod jsonl;
