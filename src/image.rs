@@ -9,7 +9,8 @@ use image::{DynamicImage, RgbImage};
 
 /// CLIP's normalisation mean (RGB).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-/// CLIP's normalisation standard deviation (RGB).
+/// CLIP's normalisation standard deviation (RGB), with the digits transformers writes.
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Opens an image file as 8-bit RGB the way `PIL.Image.open(p).convert('RGB')` does:

@@ -63,8 +63,7 @@ fn write_checkpoint(dir: &Path, tensors: &Tensors) {
 
 fn load_error(dir: &Path) -> String {
     let err = LclModel::from_pretrained(dir, &fixture("tiny-clip"), 512, &device(), DType::F32)
-        .err()
-        .expect("loading must fail")
+        .expect_err("loading must fail")
         .to_string();
     eprintln!("{err}");
     err
@@ -195,8 +194,7 @@ fn a_shard_missing_from_disk_is_named() {
         &device(),
         DType::F32,
     )
-    .err()
-    .unwrap()
+    .expect_err("must fail")
     .to_string();
     assert!(err.contains("config.json"), "{err}");
 }

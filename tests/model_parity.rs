@@ -257,8 +257,7 @@ fn half_precision_weights_stay_close_to_f32() {
                 &device(),
                 dtype,
             )
-            .err()
-            .expect("an unsupported dtype is refused")
+            .expect_err("an unsupported dtype is refused")
             .to_string();
             assert!(err.contains("cannot compute in"), "{err}");
             eprintln!("{dtype:?} is not supported by this device: refused as expected");
@@ -279,7 +278,7 @@ fn image_count_must_match_patch_tokens() {
     let two_images = pixels.slice([0..2, 0..3, 0..56, 0..56]);
     let err = model
         .forward_logits(
-            &TokenBatch::left_padded(&[input.clone()], 0),
+            &TokenBatch::left_padded(std::slice::from_ref(&input), 0),
             Some(model.encode_images(two_images)),
         )
         .unwrap_err();

@@ -54,8 +54,7 @@ fn model_folder_prefers_the_sentencepiece_model() {
         (1, 2, 0)
     );
     let err = LclTokenizer::from_dir(&fixture("tiny-lcl-st"))
-        .err()
-        .unwrap()
+        .expect_err("must fail")
         .to_string();
     assert!(
         err.contains("no tokenizer.model or tokenizer.json"),

@@ -25,7 +25,7 @@ pub enum AttentionMask {
     /// Every query sees every cached key (one new token per row, no padding).
     None,
     /// An explicit mask `[batch, 1, new, total]`, true = masked out.
-    Explicit(Tensor<4, Bool>),
+    Explicit(Box<Tensor<4, Bool>>),
 }
 
 impl KvCache {
@@ -92,7 +92,7 @@ impl KvCache {
         } else if !padded && new_len == 1 {
             AttentionMask::None
         } else {
-            AttentionMask::Explicit(self.explicit_mask(past, new_len, device))
+            AttentionMask::Explicit(Box::new(self.explicit_mask(past, new_len, device)))
         };
         (positions, mask)
     }

@@ -113,10 +113,10 @@ impl ClipVisionConfig {
 
     fn validate(&self, path: &Path) -> Result<(), LoadError> {
         let mut problems = Vec::new();
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             problems.push("hidden_size is not a multiple of num_attention_heads".to_string());
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             problems.push("image_size is not a multiple of patch_size".to_string());
         }
         if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
@@ -149,13 +149,13 @@ impl LlamaConfig {
 
     fn validate(&self, path: &Path) -> Result<(), LoadError> {
         let mut problems = Vec::new();
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             problems.push("hidden_size is not a multiple of num_attention_heads".to_string());
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             problems.push("the head width must be even for rotary embeddings".to_string());
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             problems
                 .push("num_attention_heads is not a multiple of num_key_value_heads".to_string());
         }

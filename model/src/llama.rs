@@ -100,7 +100,7 @@ impl LlamaAttention {
             AttentionMask::Causal => (None, true),
             AttentionMask::None => (None, false),
             AttentionMask::Explicit(mask) => (
-                Some(mask.clone().expand([batch, self.num_heads, len, total])),
+                Some((**mask).clone().expand([batch, self.num_heads, len, total])),
                 false,
             ),
         };

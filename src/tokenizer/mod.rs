@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 /// Encodes one chunk of plain text (no special tokens) into ids.
+#[derive(Debug)]
 enum ChunkEncoder {
-    SentencePiece(SentencePiece),
+    SentencePiece(Box<SentencePiece>),
     HuggingFace(Box<tokenizers::Tokenizer>),
 }
 
@@ -35,6 +36,7 @@ struct SpecialToken {
 }
 
 /// The LCL tokenizer.
+#[derive(Debug)]
 pub struct LclTokenizer {
     encoder: ChunkEncoder,
     /// Longest first, so the longest match wins.
@@ -81,7 +83,14 @@ impl LclTokenizer {
         };
         let (bos, eos, unk) = (id("<s>")?, id("</s>")?, id("<unk>")?);
         let added = read_added_tokens(path)?;
-        Self::new(ChunkEncoder::SentencePiece(sp), bos, eos, unk, added, path)
+        Self::new(
+            ChunkEncoder::SentencePiece(Box::new(sp)),
+            bos,
+            eos,
+            unk,
+            added,
+            path,
+        )
     }
 
     /// Loads a Hugging Face `tokenizer.json` (LLaMA's BPE) and the `added_tokens.json`
