@@ -31,33 +31,18 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
 fn to_rgb_like_pil(image: DynamicImage) -> RgbImage {
     match image {
         // Pillow opens 16-bit grey as mode I;16 and clips it to 255 when converting.
-        DynamicImage::ImageLuma16(grey) => {
-            let (w, h) = grey.dimensions();
-            RgbImage::from_fn(w, h, |x, y| {
-                let v = grey.get_pixel(x, y).0[0].min(255) as u8;
-                image::Rgb([v, v, v])
-            })
-        }
-        DynamicImage::ImageLumaA16(grey) => {
-            let (w, h) = grey.dimensions();
-            RgbImage::from_fn(w, h, |x, y| {
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
+            let grey = image.to_luma16();
+            RgbImage::from_fn(grey.width(), grey.height(), |x, y| {
                 let v = grey.get_pixel(x, y).0[0].min(255) as u8;
                 image::Rgb([v, v, v])
             })
         }
         // Pillow reads 16-bit colour PNGs as 8-bit RGB(A) keeping the high byte.
-        DynamicImage::ImageRgb16(rgb) => {
-            let (w, h) = rgb.dimensions();
-            RgbImage::from_fn(w, h, |x, y| {
-                let p = rgb.get_pixel(x, y).0;
-                image::Rgb([(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
-            })
-        }
-        DynamicImage::ImageRgba16(rgba) => {
-            let (w, h) = rgba.dimensions();
-            RgbImage::from_fn(w, h, |x, y| {
-                let p = rgba.get_pixel(x, y).0;
-                image::Rgb([(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
+            let rgb = image.to_rgb16();
+            RgbImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+                image::Rgb(rgb.get_pixel(x, y).0.map(|v| (v >> 8) as u8))
             })
         }
         other => other.to_rgb8(),
@@ -132,37 +117,42 @@ fn clip8(acc: i64) -> u8 {
 /// Resizes with `PIL.Image.resize(size, Image.BICUBIC)` semantics, bit for bit: a
 /// horizontal then a vertical pass, each rounded to 8 bits.
 pub fn resize_bicubic(image: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (in_w, in_h) = image.dimensions();
     let mut current = image.clone();
-    if width != in_w {
-        let coeffs = coefficients(in_w as usize, width as usize);
-        current = RgbImage::from_fn(width, in_h, |x, y| {
-            let (start, weights) = &coeffs[x as usize];
-            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for (i, w) in weights.iter().enumerate() {
-                let p = current.get_pixel((start + i) as u32, y).0;
-                for c in 0..3 {
-                    acc[c] += i64::from(p[c]) * i64::from(*w);
-                }
-            }
-            image::Rgb(acc.map(clip8))
-        });
+    if width != image.width() {
+        current = resample_pass(&current, width, true);
     }
-    if height != in_h {
-        let coeffs = coefficients(in_h as usize, height as usize);
-        current = RgbImage::from_fn(width, height, |x, y| {
-            let (start, weights) = &coeffs[y as usize];
-            let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for (i, w) in weights.iter().enumerate() {
-                let p = current.get_pixel(x, (start + i) as u32).0;
-                for c in 0..3 {
-                    acc[c] += i64::from(p[c]) * i64::from(*w);
-                }
-            }
-            image::Rgb(acc.map(clip8))
-        });
+    if height != image.height() {
+        current = resample_pass(&current, height, false);
     }
     current
+}
+
+/// One of Pillow's 8-bit resampling passes, along x (`horizontal`) or y, to `size` pixels.
+fn resample_pass(image: &RgbImage, size: u32, horizontal: bool) -> RgbImage {
+    let (in_w, in_h) = image.dimensions();
+    let (in_size, out_w, out_h) = if horizontal {
+        (in_w, size, in_h)
+    } else {
+        (in_h, in_w, size)
+    };
+    let coeffs = coefficients(in_size as usize, size as usize);
+    RgbImage::from_fn(out_w, out_h, |x, y| {
+        let (start, weights) = &coeffs[if horizontal { x } else { y } as usize];
+        let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
+        for (i, w) in weights.iter().enumerate() {
+            let at = (start + i) as u32;
+            let p = if horizontal {
+                image.get_pixel(at, y)
+            } else {
+                image.get_pixel(x, at)
+            }
+            .0;
+            for c in 0..3 {
+                acc[c] += i64::from(p[c]) * i64::from(*w);
+            }
+        }
+        image::Rgb(acc.map(clip8))
+    })
 }
 
 /// The CLIP processor's geometry: resize the shortest side to `size` (the other side as
