@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod episode;
 pub mod image;
 pub mod infer;
 pub mod npy;

@@ -24,33 +24,126 @@ pub fn random_label(rng: &mut Rng) -> String {
         .collect()
 }
 
-/// How many support images per class an episode gets.
+/// How many support images of each class an episode gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shots {
+    /// Images of the anchor class.
+    pub anchor: usize,
+    /// Images of the hard-negative class.
+    pub negative: usize,
+}
+
+impl Shots {
+    /// The same count for both classes.
+    pub fn per_class(k: usize) -> Self {
+        Self {
+            anchor: k,
+            negative: k,
+        }
+    }
+
+    /// Support images in all.
+    pub fn total(&self) -> usize {
+        self.anchor + self.negative
+    }
+}
+
+/// How many support images an episode gets, per strategy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShotSchedule {
     /// [2-way]: always this many per class (8 = the paper's 16 shots).
     Fixed(usize),
-    /// [2-way-weight], the code's variant: `k` in 1..=max with weight `exp(k / scale)`
-    /// (scale 2 in the released code, 1 in older code).
+    /// [2-way-weight] as the released code draws it: `k` in 1..=max per class with weight
+    /// `exp(k / scale)` (scale 2 in the released code, 1 in older code).
     Weighted {
         /// Most shots per class.
         max: usize,
         /// Exponent scale.
         scale: f64,
     },
-    /// [2-way-random]: `k` uniform in 1..=max per class (2..=2*max shots in all).
+    /// [2-way-weight] as the paper words it: the total `m` in min..=max with weight `exp(m)`.
+    WeightedTotal {
+        /// Fewest support images in all.
+        min: usize,
+        /// Most support images in all.
+        max: usize,
+    },
+    /// [2-way-random] with `k` uniform in 1..=max per class (2, 4, .., 2*max in all).
     Uniform(usize),
+    /// [2-way-random] as the paper words it: the total uniform in min..=max.
+    UniformTotal {
+        /// Fewest support images in all.
+        min: usize,
+        /// Most support images in all.
+        max: usize,
+    },
 }
 
 impl ShotSchedule {
-    /// Shots per class for one episode.
-    pub fn draw(&self, rng: &mut Rng) -> usize {
+    /// Shots of one episode. A total is split evenly; an odd one gives the extra image to
+    /// either class with p = 0.5.
+    pub fn draw(&self, rng: &mut Rng) -> Shots {
         match self {
-            ShotSchedule::Fixed(k) => *k,
+            ShotSchedule::Fixed(k) => Shots::per_class(*k),
             ShotSchedule::Weighted { max, scale } => {
                 let weights: Vec<f64> = (1..=*max).map(|k| (k as f64 / scale).exp()).collect();
-                1 + rng.weighted(&weights)
+                Shots::per_class(1 + rng.weighted(&weights))
             }
-            ShotSchedule::Uniform(max) => 1 + rng.below(*max),
+            ShotSchedule::Uniform(max) => Shots::per_class(1 + rng.below(*max)),
+            ShotSchedule::WeightedTotal { min, max } => {
+                // exp(m - max) keeps the weights finite for any range
+                let weights: Vec<f64> = (*min..=*max)
+                    .map(|m| (m as f64 - *max as f64).exp())
+                    .collect();
+                split_total(min + rng.weighted(&weights), rng)
+            }
+            ShotSchedule::UniformTotal { min, max } => {
+                split_total(min + rng.below(max - min + 1), rng)
+            }
+        }
+    }
+
+    /// The most images of one class an episode can have.
+    pub fn most(&self) -> usize {
+        match self {
+            ShotSchedule::Fixed(k) | ShotSchedule::Uniform(k) => *k,
+            ShotSchedule::Weighted { max, .. } => *max,
+            ShotSchedule::WeightedTotal { max, .. } | ShotSchedule::UniformTotal { max, .. } => {
+                max.div_ceil(2)
+            }
+        }
+    }
+
+    /// Checks the schedule's numbers.
+    pub fn validate(&self) -> Result<()> {
+        let ok = match self {
+            ShotSchedule::Fixed(k) | ShotSchedule::Uniform(k) => *k >= 1,
+            ShotSchedule::Weighted { max, scale } => *max >= 1 && *scale > 0.0,
+            ShotSchedule::WeightedTotal { min, max } | ShotSchedule::UniformTotal { min, max } => {
+                *min >= 2 && min <= max
+            }
+        };
+        if !ok {
+            bail!("invalid shot schedule {self:?}: every class needs at least one shot");
+        }
+        Ok(())
+    }
+}
+
+/// Splits `total` support images between the two classes.
+fn split_total(total: usize, rng: &mut Rng) -> Shots {
+    let half = total / 2;
+    if total % 2 == 0 {
+        Shots::per_class(half)
+    } else if rng.unit() < 0.5 {
+        Shots {
+            anchor: half + 1,
+            negative: half,
+        }
+    } else {
+        Shots {
+            anchor: half,
+            negative: half + 1,
         }
     }
 }
@@ -76,23 +169,23 @@ fn draw_distinct<'a>(pool: &'a [String], count: usize, rng: &mut Rng) -> Vec<&'a
     order.into_iter().take(count).map(|i| &pool[i]).collect()
 }
 
-/// The original's `policy_2way_weight` episode for class `anchor` of `classes`: `shots`
-/// anchor images labelled with one invented name, `shots` images of a hard negative (tier
+/// The original's `policy_2way_weight` episode for class `anchor` of `classes`: `shots.anchor`
+/// anchor images labelled with one invented name, `shots.negative` images of a hard negative (tier
 /// drawn with [`tier_weights`]) labelled with its real name lower-cased (the first is the
 /// neighbour entry's image), shuffled; the query from either class with p = 0.5.
 pub fn sample_episode(
     classes: &[ClassEntry],
     anchor: usize,
-    shots: usize,
+    shots: Shots,
     rng: &mut Rng,
 ) -> Result<TrainEpisode> {
     let entry = &classes[anchor];
-    if entry.samples.len() <= shots {
+    if entry.samples.len() <= shots.anchor {
         bail!(
             "class {} has {} samples, fewer than {} shots + 1 query",
             entry.class_id,
             entry.samples.len(),
-            shots
+            shots.anchor
         );
     }
     let tier = rng.weighted(&tier_weights(entry.neighbors.len()));
@@ -110,7 +203,7 @@ pub fn sample_episode(
     let anchor_label = random_label(rng);
     let negative_label = neighbor.name().to_lowercase();
 
-    let anchor_images = draw_distinct(&entry.samples, shots + 1, rng);
+    let anchor_images = draw_distinct(&entry.samples, shots.anchor + 1, rng);
     let negative_pool: Vec<String> = negative
         .samples
         .iter()
@@ -118,13 +211,13 @@ pub fn sample_episode(
         .cloned()
         .collect();
     let mut negative_images: Vec<&String> = vec![&neighbor.2];
-    negative_images.extend(draw_distinct(&negative_pool, shots, rng));
+    negative_images.extend(draw_distinct(&negative_pool, shots.negative, rng));
 
-    let mut support: Vec<(String, String)> = anchor_images[..shots]
+    let mut support: Vec<(String, String)> = anchor_images[..shots.anchor]
         .iter()
         .map(|image| ((*image).clone(), anchor_label.clone()))
         .chain(
-            negative_images[..shots]
+            negative_images[..shots.negative.min(negative_images.len())]
                 .iter()
                 .map(|image| ((*image).clone(), negative_label.clone())),
         )
@@ -133,10 +226,18 @@ pub fn sample_episode(
 
     let query_from_anchor = rng.unit() < 0.5;
     let (query_image, query_label, other_label) =
-        if query_from_anchor || negative_images.len() <= shots {
-            (anchor_images[shots].clone(), anchor_label, negative_label)
+        if query_from_anchor || negative_images.len() <= shots.negative {
+            (
+                anchor_images[shots.anchor].clone(),
+                anchor_label,
+                negative_label,
+            )
         } else {
-            (negative_images[shots].clone(), negative_label, anchor_label)
+            (
+                negative_images[shots.negative].clone(),
+                negative_label,
+                anchor_label,
+            )
         };
     Ok(TrainEpisode {
         support,
@@ -199,17 +300,63 @@ mod tests {
         let mut rng = Rng::new(11);
         let mut counts = vec![0; 8];
         for _ in 0..100_000 {
-            counts[schedule.draw(&mut rng) - 1] += 1;
+            counts[schedule.draw(&mut rng).anchor - 1] += 1;
         }
         // 7 degrees of freedom: 24.3 is the 0.1% critical value.
         assert!(chi_square(&counts, &probabilities) < 24.3);
         let mut rng = Rng::new(12);
         let mut counts = vec![0; 8];
         for _ in 0..100_000 {
-            counts[ShotSchedule::Uniform(8).draw(&mut rng) - 1] += 1;
+            counts[ShotSchedule::Uniform(8).draw(&mut rng).negative - 1] += 1;
         }
         assert!(chi_square(&counts, &[0.125; 8]) < 24.3);
-        assert_eq!(ShotSchedule::Fixed(8).draw(&mut rng), 8);
+        assert_eq!(ShotSchedule::Fixed(8).draw(&mut rng), Shots::per_class(8));
+    }
+
+    #[test]
+    fn total_schedules_fit_the_paper() {
+        let mut rng = Rng::new(21);
+        // uniform total in 2..=16: 15 outcomes, 14 degrees of freedom (36.1 at 0.1%)
+        let mut counts = vec![0; 15];
+        let mut extra_to_anchor = 0;
+        for _ in 0..60_000 {
+            let shots = ShotSchedule::UniformTotal { min: 2, max: 16 }.draw(&mut rng);
+            assert!(
+                shots.anchor.abs_diff(shots.negative) <= 1 && shots.anchor.min(shots.negative) >= 1
+            );
+            extra_to_anchor += usize::from(shots.anchor > shots.negative);
+            counts[shots.total() - 2] += 1;
+        }
+        assert!(chi_square(&counts, &[1.0 / 15.0; 15]) < 36.1);
+        // 7 odd totals of 15: the extra image goes to the anchor half of the time
+        let odd = 60_000.0 * 7.0 / 15.0;
+        assert!((extra_to_anchor as f64 - odd / 2.0).abs() < 4.0 * (odd / 4.0f64).sqrt());
+        // weighted total: p(m) = e^m / sum e^m
+        let weights: Vec<f64> = (2..=16).map(|m| (m as f64).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let probabilities: Vec<f64> = weights.iter().map(|w| w / total).collect();
+        let mut counts = vec![0; 15];
+        for _ in 0..60_000 {
+            counts[ShotSchedule::WeightedTotal { min: 2, max: 16 }
+                .draw(&mut rng)
+                .total()
+                - 2] += 1;
+        }
+        // merge the rare outcomes m < 10 (expected counts below 5) into one cell
+        let rare: usize = counts[..8].iter().sum();
+        let rare_p: f64 = probabilities[..8].iter().sum();
+        let mut merged_counts = vec![rare];
+        merged_counts.extend_from_slice(&counts[8..]);
+        let mut merged_p = vec![rare_p];
+        merged_p.extend_from_slice(&probabilities[8..]);
+        // 7 degrees of freedom: 24.3 is the 0.1% critical value.
+        assert!(chi_square(&merged_counts, &merged_p) < 24.3);
+        assert_eq!(ShotSchedule::UniformTotal { min: 2, max: 16 }.most(), 8);
+        assert!(
+            ShotSchedule::UniformTotal { min: 1, max: 16 }
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]
@@ -251,7 +398,7 @@ mod tests {
         let mut rng = Rng::new(42);
         let mut from_anchor = 0;
         for _ in 0..2_000 {
-            let episode = sample_episode(&classes, 5, 4, &mut rng).unwrap();
+            let episode = sample_episode(&classes, 5, Shots::per_class(4), &mut rng).unwrap();
             assert_eq!(episode.support.len(), 8);
             let anchor_shots: Vec<_> = episode
                 .support
@@ -286,8 +433,8 @@ mod tests {
         }
         // p = 0.5 over 2000 draws: within 4 standard deviations (22.4).
         assert!((from_anchor as f64 - 1000.0).abs() < 90.0, "{from_anchor}");
-        let a = sample_episode(&classes, 3, 2, &mut Rng::new(9)).unwrap();
-        let b = sample_episode(&classes, 3, 2, &mut Rng::new(9)).unwrap();
+        let a = sample_episode(&classes, 3, Shots::per_class(2), &mut Rng::new(9)).unwrap();
+        let b = sample_episode(&classes, 3, Shots::per_class(2), &mut Rng::new(9)).unwrap();
         assert_eq!(a, b);
     }
 }

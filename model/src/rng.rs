@@ -13,6 +13,16 @@ impl Rng {
         Self { state: seed }
     }
 
+    /// An independent generator for item `keys` of this seed (e.g. epoch and index), so
+    /// that any item can be drawn on its own, in any order, on any thread, reproducibly.
+    pub fn derive(seed: u64, keys: &[u64]) -> Self {
+        let mut state = Self::new(seed).next_u64();
+        for &key in keys {
+            state = Self::new(state ^ key).next_u64();
+        }
+        Self::new(state)
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,0 +1,302 @@
+//! Training episodes: rendering and labels against transformers 4.29's slow tokenizer
+//! (goldens from `tests/fixtures/gen_data_fixtures.py`), padding in the Burn batcher, and the
+//! training set served through Burn's multi-worker data loader.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use common::*;
+use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
+use lcl::data::class_file::{ClassEntry, Neighbor};
+use lcl::data::train_set::{TrainSet, TrainSetSpec};
+use lcl::episode::{Episode, IGNORE_INDEX, Shot};
+use lcl::sampler::ShotSchedule;
+use lcl::tokenizer::LclTokenizer;
+
+fn tokenizer() -> LclTokenizer {
+    LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap()
+}
+
+fn golden_episode(case: &serde_json::Value) -> Episode {
+    let support = case["support"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, label)| Shot {
+            image: PathBuf::from(format!("shot{i}.png")),
+            label: label.as_str().unwrap().to_string(),
+        })
+        .collect();
+    Episode {
+        support,
+        query: "query.png".into(),
+        question: case["question"].as_str().unwrap().to_string(),
+        answer: Some(case["answer"].as_str().unwrap().to_string()),
+    }
+}
+
+#[test]
+fn training_episodes_match_the_slow_tokenizer_and_supervise_only_the_answer() {
+    let tokenizer = tokenizer();
+    let cases = json("ref/train_episodes.json");
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for case in cases {
+        let episode = golden_episode(case);
+        let patches = case["patches"].as_u64().unwrap() as usize;
+        let texts: Vec<String> = case["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(episode.render(patches), texts, "rendered text");
+        let encoded = episode.encode(&tokenizer, patches).unwrap();
+        assert_eq!(
+            encoded.ids,
+            ids(&case["ids"]),
+            "ids of {:?}",
+            case["support"]
+        );
+        let labels: Vec<i64> = case["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(encoded.labels, labels, "labels of {:?}", case["support"]);
+        let supervised = labels.iter().filter(|&&l| l != IGNORE_INDEX).count();
+        assert_eq!(supervised, case["answer_pieces"].as_array().unwrap().len());
+        assert_eq!(encoded.images.len(), episode.support.len() + 1);
+        assert_eq!(encoded.images.last().unwrap(), &PathBuf::from("query.png"));
+    }
+}
+
+#[test]
+fn an_evaluation_episode_has_no_supervised_token() {
+    let tokenizer = tokenizer();
+    let episode = Episode::evaluation(
+        vec![Shot {
+            image: "a.png".into(),
+            label: "cactihog".into(),
+        }],
+        "b.png".into(),
+    );
+    let encoded = episode.encode(&tokenizer, 4).unwrap();
+    assert!(encoded.labels.iter().all(|&l| l == IGNORE_INDEX));
+    assert!(
+        encoded
+            .segments
+            .last()
+            .unwrap()
+            .text
+            .ends_with("ASSISTANT:")
+    );
+}
+
+fn item(ids: Vec<u32>, labels: Vec<i64>, images: usize) -> EpisodeItem {
+    EpisodeItem {
+        ids,
+        labels,
+        pixels: vec![0.5; images * 3 * 4 * 4],
+        images,
+    }
+}
+
+#[test]
+fn the_batcher_pads_ids_masks_and_labels_on_the_requested_side() {
+    let items = vec![
+        item(vec![1, 5, 6, 2], vec![-100, -100, 6, 2], 2),
+        item(vec![1, 7], vec![-100, 2], 1),
+    ];
+    let device = device();
+    for (padding, expected_ids, expected_labels) in [
+        (
+            Padding::Right,
+            vec![1, 5, 6, 2, 1, 7, 0, 0],
+            vec![-100, -100, 6, 2, -100, 2, -100, -100],
+        ),
+        (
+            Padding::Left,
+            vec![1, 5, 6, 2, 0, 0, 1, 7],
+            vec![-100, -100, 6, 2, -100, -100, -100, 2],
+        ),
+    ] {
+        let batcher = EpisodeBatcher {
+            pad_id: 0,
+            padding,
+            image_size: 4,
+        };
+        let batch = batcher.batch(items.clone(), &device);
+        assert_eq!(batch.input_ids.dims(), [2, 4]);
+        let ids: Vec<i64> = batch
+            .input_ids
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(ids, expected_ids, "{padding:?}");
+        let labels: Vec<i64> = batch
+            .labels
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(labels, expected_labels, "{padding:?}");
+        let mask: Vec<bool> = batch.attention_mask.into_data().try_to_vec().unwrap();
+        let expected_mask: Vec<bool> = expected_ids.iter().map(|&i| i != 0).collect();
+        assert_eq!(mask, expected_mask);
+        assert_eq!(batch.pixel_values.dims(), [3, 3, 4, 4]);
+        assert_eq!(batch.images_per_row, vec![2, 1]);
+    }
+}
+
+/// The tiny image folder as a per-class file: every class's neighbours are all others.
+fn folder_classes() -> Vec<ClassEntry> {
+    let root = fixture("folder");
+    let mut wnids: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.file_type()
+                .unwrap()
+                .is_dir()
+                .then(|| e.file_name().into_string().unwrap())
+        })
+        .collect();
+    wnids.sort();
+    let samples = |w: &str| -> Vec<String> { (0..3).map(|i| format!("{w}/{w}_{i}.png")).collect() };
+    wnids
+        .iter()
+        .map(|w| ClassEntry {
+            class_id: w.clone(),
+            class_name: format!("Name of {w}"),
+            samples: samples(w),
+            neighbors: wnids
+                .iter()
+                .filter(|n| *n != w)
+                .map(|n| Neighbor(n.clone(), format!("Name of {n}"), samples(n)[0].clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+fn train_set(classes: Vec<ClassEntry>, seed: u64) -> TrainSet {
+    let spec = TrainSetSpec {
+        classes,
+        image_root: fixture("folder"),
+        shots: ShotSchedule::Weighted { max: 2, scale: 2.0 },
+        questions: vec![
+            "Based on the previous examples, what do you think is in the image <image>?".into(),
+        ],
+        episodes_per_class: 2,
+        seed,
+    };
+    TrainSet::new(Arc::new(spec), Arc::new(tokenizer()), 16, 56, 0).unwrap()
+}
+
+#[test]
+fn training_episodes_are_a_function_of_seed_epoch_and_index() {
+    let set = train_set(folder_classes(), 42);
+    assert_eq!(set.len(), 12);
+    assert_eq!(set.episode(3).unwrap(), set.episode(3).unwrap());
+    assert_eq!(
+        set.episode(3).unwrap(),
+        train_set(folder_classes(), 42).episode(3).unwrap()
+    );
+    let epoch1 = set.at_epoch(1);
+    let differs = (0..12).any(|i| set.episode(i).unwrap() != epoch1.episode(i).unwrap());
+    assert!(differs, "another epoch draws other episodes");
+    let other_seed = train_set(folder_classes(), 43);
+    assert!((0..12).any(|i| set.episode(i).unwrap() != other_seed.episode(i).unwrap()));
+    // index i's anchor is class i % 6: its images carry one invented label
+    let episode = set.episode(7).unwrap();
+    let anchor = "n01443537/";
+    let anchor_labels: std::collections::BTreeSet<&str> = episode
+        .support
+        .iter()
+        .filter(|s| s.image.starts_with(anchor))
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(anchor_labels.len(), 1);
+    assert!(!anchor_labels.iter().next().unwrap().starts_with("name of"));
+}
+
+#[test]
+fn the_data_loader_serves_padded_training_batches_from_worker_threads() {
+    let set = train_set(folder_classes(), 7);
+    let tokenizer = tokenizer();
+    let batcher = EpisodeBatcher {
+        pad_id: tokenizer.pad_id(),
+        padding: Padding::Right,
+        image_size: 56,
+    };
+    let loader = DataLoaderBuilder::new(batcher)
+        .batch_size(4)
+        .num_workers(2)
+        .set_device(device())
+        .build(set.clone());
+    let mut episodes = 0;
+    for batch in loader.iter() {
+        let batch = batch.unwrap();
+        let [rows, len] = batch.input_ids.dims();
+        episodes += rows;
+        assert_eq!(batch.labels.dims(), [rows, len]);
+        let images: usize = batch.images_per_row.iter().sum();
+        assert_eq!(batch.pixel_values.dims(), [images, 3, 56, 56]);
+        let supervised: i64 = batch
+            .labels
+            .clone()
+            .not_equal_elem(IGNORE_INDEX)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+        assert!(
+            supervised >= (rows * 10) as i64,
+            "answer tokens are supervised"
+        );
+    }
+    assert_eq!(episodes, 12);
+}
+
+#[test]
+fn a_missing_or_corrupt_image_fails_the_item_and_names_the_file() {
+    let mut classes = folder_classes();
+    classes[0].samples[1] = "n01440764/missing.png".into();
+    classes[0].samples[2] = "../ref/episode.json".into();
+    let set = train_set(classes, 1);
+    let errors: Vec<String> = (0..set.len())
+        .filter_map(|i| set.get(i).err().map(|e| e.to_string()))
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("missing.png") || e.contains("episode.json")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_class_too_small_for_the_schedule_is_refused_up_front() {
+    let mut classes = folder_classes();
+    classes[2].samples.truncate(2);
+    let spec = TrainSetSpec {
+        classes,
+        image_root: fixture("folder"),
+        shots: ShotSchedule::Fixed(2),
+        questions: vec!["<image>?".into()],
+        episodes_per_class: 1,
+        seed: 0,
+    };
+    let err = TrainSet::new(Arc::new(spec), Arc::new(tokenizer()), 16, 56, 0)
+        .err()
+        .expect("too few samples");
+    assert!(err.to_string().contains("n01484850"), "{err}");
+}
