@@ -8,6 +8,7 @@ pub mod data;
 pub mod episode;
 pub mod image;
 pub mod infer;
+pub mod neighbors;
 pub mod npy;
 pub mod sampler;
 pub mod template;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use lcl::backend::{backend_name, default_device};
+use lcl::data::split::ClassSplit;
 use lcl::infer::{InferRequest, Precision, SupportShot, render_prompt, run};
+use lcl::neighbors::{NeighborJob, NeighborSettings};
 use lcl_model::GenerationConfig;
 
 /// Link-Context Learning for multimodal LLMs, in Burn.
@@ -24,6 +26,90 @@ enum Command {
     /// Example: lcl infer --model LCL_2WAY_WEIGHT --vision clip-vit-large-patch14
     ///   --support cactihog1.jpg=cactihog --support hedgehog1.jpg=hedgehog --query q.jpg
     Infer(InferArgs),
+    /// Compute every training class's hard-negative neighbours with CLIP and write the
+    /// per-class file the LCL samplers read (the original's train900_pairs.jsonl).
+    ///
+    /// Example: lcl neighbors --clip clip-vit-base-patch16 --data imagenet/train
+    ///   --out datasets/train900_pairs.jsonl
+    Neighbors(NeighborsArgs),
+}
+
+#[derive(Args)]
+struct NeighborsArgs {
+    /// Full CLIP checkpoint folder (both towers and tokenizer.json), e.g.
+    /// openai/clip-vit-base-patch16 as the original used.
+    #[arg(long)]
+    clip: PathBuf,
+    /// Image-folder data root: ROOT/<class>/<images>.
+    #[arg(long)]
+    data: PathBuf,
+    /// Class names file (LOC_synset_mapping.txt, map_clsloc.txt or id<TAB>name). Default:
+    /// one found in ROOT or its parent, else the folder names.
+    #[arg(long)]
+    names: Option<PathBuf>,
+    /// Held-out classes: `imagenet100` (the original's 100 test classes), `none`, or a file
+    /// listing test class ids one per line.
+    #[arg(long, default_value = "imagenet100")]
+    split: String,
+    /// The per-class file to write (JSON lines).
+    #[arg(long)]
+    out: PathBuf,
+    /// Feature cache folder; a rerun after an interruption resumes from it. Default:
+    /// OUT.features/ beside the output.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Images averaged into a class's image feature.
+    #[arg(long, default_value_t = 100)]
+    images_per_class: usize,
+    /// Neighbour tiers (one neighbour per tier).
+    #[arg(long, default_value_t = 36)]
+    tiers: usize,
+    /// Sample images written per class.
+    #[arg(long, default_value_t = 36)]
+    samples: usize,
+    /// Average raw image features before normalising, as the released script does, instead
+    /// of normalised ones as the method describes.
+    #[arg(long)]
+    raw_image_mean: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn neighbors(args: NeighborsArgs) -> Result<()> {
+    let split = match args.split.as_str() {
+        "imagenet100" => Some(ClassSplit::imagenet100()),
+        "none" => None,
+        file => Some(ClassSplit::from_file(std::path::Path::new(file))?),
+    };
+    let cache = args.cache.unwrap_or_else(|| {
+        let mut name = args.out.file_name().unwrap_or_default().to_os_string();
+        name.push(".features");
+        args.out.with_file_name(name)
+    });
+    let job = NeighborJob {
+        clip: args.clip,
+        data: args.data,
+        names: args.names,
+        split,
+        out: args.out,
+        cache,
+        settings: NeighborSettings {
+            images_per_class: args.images_per_class,
+            tiers: args.tiers,
+            samples_per_class: args.samples,
+            seed: args.seed,
+            normalize_each_image: !args.raw_image_mean,
+            batch_size: args.batch_size,
+        },
+    };
+    eprintln!("backend: {}", backend_name());
+    let count = lcl::neighbors::run(&job, &default_device())?;
+    eprintln!("wrote {count} classes to {}", job.out.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -104,6 +190,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Infer(args) => infer(args),
+        Command::Neighbors(args) => neighbors(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,31 @@ use burn::tensor::ops::AttentionModuleOptions;
 use crate::checkpoint::{LoadError, WeightLoader};
 use crate::config::ClipVisionConfig;
 
+/// Sizes shared by CLIP's vision and text encoders.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncoderShape {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub heads: usize,
+    pub eps: f64,
+    pub quick_gelu: bool,
+    /// Whether a token sees only itself and earlier tokens (the text encoder).
+    pub causal: bool,
+}
+
+impl From<&ClipVisionConfig> for EncoderShape {
+    fn from(c: &ClipVisionConfig) -> Self {
+        Self {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            eps: c.layer_norm_eps,
+            quick_gelu: c.hidden_act == "quick_gelu",
+            causal: false,
+        }
+    }
+}
+
 /// Self-attention of one CLIP encoder layer (q/k/v/out projections with bias).
 #[derive(Module, Debug)]
 pub struct ClipAttention {
@@ -23,6 +48,7 @@ pub struct ClipAttention {
     v_proj: Linear,
     out_proj: Linear,
     num_heads: usize,
+    causal: bool,
 }
 
 /// The MLP of one CLIP encoder layer.
@@ -54,18 +80,15 @@ pub struct ClipVisionTransformer {
 }
 
 impl ClipAttention {
-    fn load(
-        loader: &mut WeightLoader,
-        name: &str,
-        c: &ClipVisionConfig,
-    ) -> Result<Self, LoadError> {
-        let d = c.hidden_size;
+    fn load(loader: &mut WeightLoader, name: &str, c: EncoderShape) -> Result<Self, LoadError> {
+        let d = c.hidden;
         Ok(Self {
             q_proj: loader.linear(&format!("{name}.q_proj"), d, d, true)?,
             k_proj: loader.linear(&format!("{name}.k_proj"), d, d, true)?,
             v_proj: loader.linear(&format!("{name}.v_proj"), d, d, true)?,
             out_proj: loader.linear(&format!("{name}.out_proj"), d, d, true)?,
-            num_heads: c.num_attention_heads,
+            num_heads: c.heads,
+            causal: c.causal,
         })
     }
 
@@ -78,7 +101,11 @@ impl ClipAttention {
         let q = heads(self.q_proj.forward(x.clone()));
         let k = heads(self.k_proj.forward(x.clone()));
         let v = heads(self.v_proj.forward(x));
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let options = AttentionModuleOptions {
+            is_causal: self.causal,
+            ..Default::default()
+        };
+        let out = attention(q, k, v, None, None, options);
         self.out_proj
             .forward(out.swap_dims(1, 2).reshape([batch, len, width]))
     }
@@ -97,25 +124,25 @@ impl ClipMlp {
 }
 
 impl ClipEncoderLayer {
-    fn load(
+    pub(crate) fn load(
         loader: &mut WeightLoader,
         name: &str,
-        c: &ClipVisionConfig,
+        c: EncoderShape,
     ) -> Result<Self, LoadError> {
-        let (d, eps) = (c.hidden_size, c.layer_norm_eps);
+        let (d, eps) = (c.hidden, c.eps);
         Ok(Self {
             layer_norm1: loader.layer_norm(&format!("{name}.layer_norm1"), d, eps)?,
             self_attn: ClipAttention::load(loader, &format!("{name}.self_attn"), c)?,
             layer_norm2: loader.layer_norm(&format!("{name}.layer_norm2"), d, eps)?,
             mlp: ClipMlp {
-                fc1: loader.linear(&format!("{name}.mlp.fc1"), d, c.intermediate_size, true)?,
-                fc2: loader.linear(&format!("{name}.mlp.fc2"), c.intermediate_size, d, true)?,
-                quick_gelu: c.hidden_act == "quick_gelu",
+                fc1: loader.linear(&format!("{name}.mlp.fc1"), d, c.intermediate, true)?,
+                fc2: loader.linear(&format!("{name}.mlp.fc2"), c.intermediate, d, true)?,
+                quick_gelu: c.quick_gelu,
             },
         })
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
         x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
     }
@@ -128,7 +155,11 @@ impl ClipVisionTransformer {
         let eps = config.layer_norm_eps;
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                ClipEncoderLayer::load(loader, &format!("vision_model.encoder.layers.{i}"), config)
+                ClipEncoderLayer::load(
+                    loader,
+                    &format!("vision_model.encoder.layers.{i}"),
+                    config.into(),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

@@ -163,6 +163,69 @@ impl LlamaConfig {
     }
 }
 
+/// Sizes of a CLIP text transformer (HF `CLIPTextConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipTextConfig {
+    /// Vocabulary size (49408 for OpenAI CLIP).
+    #[serde(default = "defaults::clip_vocab_size")]
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    #[serde(default = "defaults::clip_text_hidden_size")]
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    #[serde(default = "defaults::clip_text_intermediate_size")]
+    pub intermediate_size: usize,
+    /// Number of encoder layers.
+    #[serde(default = "defaults::clip_layers")]
+    pub num_hidden_layers: usize,
+    /// Number of attention heads.
+    #[serde(default = "defaults::clip_text_heads")]
+    pub num_attention_heads: usize,
+    /// Context length (77 for OpenAI CLIP): longer texts are truncated.
+    #[serde(default = "defaults::clip_text_positions")]
+    pub max_position_embeddings: usize,
+    /// MLP activation: `quick_gelu` (OpenAI CLIP) or `gelu`.
+    #[serde(default = "defaults::hidden_act")]
+    pub hidden_act: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "defaults::layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+/// A full CLIP model's `config.json` (HF `CLIPConfig`): both towers and the shared
+/// embedding width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipConfig {
+    /// The image tower.
+    pub vision_config: ClipVisionConfig,
+    /// The text tower.
+    pub text_config: ClipTextConfig,
+    /// Width of the joint image-text embedding.
+    #[serde(default = "defaults::projection_dim")]
+    pub projection_dim: usize,
+}
+
+impl ClipConfig {
+    /// Reads a full CLIP `config.json` (one with `vision_config` and `text_config`).
+    pub fn from_file(path: &Path) -> Result<Self, LoadError> {
+        let config: Self = read_json(path)?;
+        config.vision_config.validate(path)?;
+        let text = &config.text_config;
+        let mut problems = Vec::new();
+        if !text.hidden_size.is_multiple_of(text.num_attention_heads) {
+            problems.push("text hidden_size is not a multiple of num_attention_heads".to_string());
+        }
+        if !matches!(text.hidden_act.as_str(), "quick_gelu" | "gelu") {
+            problems.push(format!(
+                "text hidden_act {:?} is not supported (quick_gelu or gelu)",
+                text.hidden_act
+            ));
+        }
+        config_problems(path, problems)?;
+        Ok(config)
+    }
+}
+
 fn config_problems(path: &Path, problems: Vec<String>) -> Result<(), LoadError> {
     if problems.is_empty() {
         Ok(())
@@ -236,5 +299,23 @@ mod defaults {
     }
     pub fn layer_norm_eps() -> f64 {
         1e-5
+    }
+    pub fn clip_vocab_size() -> usize {
+        49408
+    }
+    pub fn clip_text_hidden_size() -> usize {
+        512
+    }
+    pub fn clip_text_intermediate_size() -> usize {
+        2048
+    }
+    pub fn clip_text_heads() -> usize {
+        8
+    }
+    pub fn clip_text_positions() -> usize {
+        77
+    }
+    pub fn projection_dim() -> usize {
+        512
     }
 }

@@ -10,7 +10,10 @@
 //! The chunks are encoded by the SentencePiece model (`tokenizer.model`) or, when only a
 //! `tokenizer.json` is present, by the `tokenizers` crate.
 
+mod clip;
 mod sentencepiece;
+
+pub use clip::ClipTokenizer;
 
 pub use sentencepiece::SentencePiece;
 

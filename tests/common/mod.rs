@@ -74,3 +74,25 @@ pub fn ids(value: &serde_json::Value) -> Vec<u32> {
         .map(|v| v.as_u64().expect("id") as u32)
         .collect()
 }
+
+/// A fresh, empty scratch folder for one test (under the system temp folder).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lcl-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Copies a folder tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("target folder");
+    for entry in std::fs::read_dir(from).expect("source folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Image folders, class splits and the neighbour tool: the score matrix against the
+//! transformers reference (`ref/neighbors.json`, from `gen_data_fixtures.py`), and `lcl
+//! neighbors` end to end on the tiny image folder with the tiny CLIP, including resume
+//! from its feature cache and bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burn::tensor::DType;
+use common::*;
+use lcl::data::class_file;
+use lcl::data::image_folder::ImageFolder;
+use lcl::neighbors::{ClipEncoder, NeighborSettings, score_matrix};
+use lcl::tokenizer::ClipTokenizer;
+use lcl_model::ClipModel;
+
+fn lcl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcl"))
+        .args(args)
+        .output()
+        .expect("lcl runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn reference_scores() -> (Vec<String>, Vec<Vec<f32>>) {
+    let reference = json("ref/neighbors.json");
+    let classes = reference["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let scores = reference["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    (classes, scores)
+}
+
+#[test]
+fn the_image_folder_reads_loc_synset_names_and_sorted_images() {
+    let folder = ImageFolder::scan(&fixture("folder"), None).unwrap();
+    assert_eq!(folder.classes.len(), 6);
+    assert_eq!(folder.classes[0].id, "n01440764");
+    assert_eq!(folder.classes[0].name, "tench");
+    assert_eq!(folder.classes[2].name, "great white shark");
+    assert_eq!(
+        folder.classes[0].images,
+        [
+            "n01440764/n01440764_0.png",
+            "n01440764/n01440764_1.png",
+            "n01440764/n01440764_2.png"
+        ]
+    );
+    assert!(
+        folder
+            .names_file
+            .unwrap()
+            .ends_with("LOC_synset_mapping.txt")
+    );
+}
+
+#[test]
+fn class_scores_match_transformers() {
+    let device = device();
+    let clip = fixture("tiny-clip-text");
+    let model = ClipModel::from_pretrained(&clip, &device, DType::F32).unwrap();
+    let tokenizer = ClipTokenizer::from_dir(&clip, 32).unwrap();
+    let encoder = ClipEncoder {
+        model: &model,
+        tokenizer: &tokenizer,
+        image_size: 32,
+        device: &device,
+    };
+    // the reference feeds CLIP the whole LOC_synset_mapping names: give them as id<TAB>name
+    let dir = scratch("full-names");
+    let loc = std::fs::read_to_string(fixture("folder/LOC_synset_mapping.txt")).unwrap();
+    let tsv: String = loc
+        .lines()
+        .map(|l| l.replacen(' ', "\t", 1) + "\n")
+        .collect();
+    std::fs::write(dir.join("names.tsv"), tsv).unwrap();
+    let folder = ImageFolder::scan(&fixture("folder"), Some(&dir.join("names.tsv"))).unwrap();
+    assert_eq!(folder.classes[1].name, "goldfish, Carassius auratus");
+    let settings = NeighborSettings::default();
+    let features: Vec<_> = folder
+        .classes
+        .iter()
+        .map(|class| {
+            encoder
+                .class_features(&folder.root, class, &class.images, &settings)
+                .unwrap()
+        })
+        .collect();
+    let ours = score_matrix(&features);
+    let (classes, expected) = reference_scores();
+    assert_eq!(
+        classes,
+        folder
+            .classes
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>()
+    );
+    let ours: Vec<f32> = ours.into_iter().flatten().collect();
+    let expected: Vec<f32> = expected.into_iter().flatten().collect();
+    assert_close("neighbour scores", &ours, &expected, f32_tolerance());
+}
+
+fn run_neighbors(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let clip = fixture("tiny-clip-text");
+    let mut args = vec![
+        "neighbors",
+        "--clip",
+        clip.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--tiers",
+        "2",
+        "--samples",
+        "2",
+        "--images-per-class",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    lcl(&args)
+}
+
+#[test]
+fn neighbors_end_to_end_writes_the_per_class_file_and_resumes_from_its_cache() {
+    let dir = scratch("neighbors");
+    let out = dir.join("pairs.jsonl");
+    let first = run_neighbors(&fixture("folder"), &out, &["--split", "none"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let entries = class_file::read(&out).unwrap();
+    assert_eq!(entries.len(), 6);
+    for entry in &entries {
+        assert_eq!(entry.neighbors.len(), 2, "5 others in 2 tiers of 3");
+        assert_eq!(entry.samples.len(), 2);
+        assert!(entry.samples.iter().all(|s| s.starts_with(&entry.class_id)));
+        assert!(entry.neighbors.iter().all(|n| n.id() != entry.class_id));
+    }
+    assert_eq!(entries[0].class_name, "tench");
+    let written = std::fs::read(&out).unwrap();
+
+    // a rerun reads every class from the cache and writes the same file
+    let second = run_neighbors(&fixture("folder"), &out, &["--split", "none"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(std::fs::read(&out).unwrap(), written);
+    // an interrupted run (one class's features missing, one half written) resumes
+    let cache = dir.join("pairs.jsonl.features");
+    std::fs::remove_file(cache.join("n01443537.f32")).unwrap();
+    std::fs::write(cache.join("n02085620.f32"), [0u8; 7]).unwrap();
+    let third = run_neighbors(&fixture("folder"), &out, &["--split", "none"]);
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert_eq!(std::fs::read(&out).unwrap(), written);
+    // other settings do not mix with the cached features
+    let other = run_neighbors(
+        &fixture("folder"),
+        &out,
+        &["--split", "none", "--seed", "7"],
+    );
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("other settings"),
+        "{}",
+        stderr(&other)
+    );
+}
+
+#[test]
+fn held_out_classes_get_no_entry_and_are_nobodys_neighbour() {
+    let dir = scratch("neighbors-split");
+    let split = dir.join("test-classes.txt");
+    std::fs::write(&split, "# held out\nn02086240\n").unwrap();
+    let out = dir.join("pairs.jsonl");
+    let run = run_neighbors(
+        &fixture("folder"),
+        &out,
+        &["--split", split.to_str().unwrap()],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let entries = class_file::read(&out).unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(entries.iter().all(|e| e.class_id != "n02086240"
+        && e.neighbors.iter().all(|n| n.id() != "n02086240")));
+    // the default split is ImageNet-100, which this folder does not have
+    let default = run_neighbors(&fixture("folder"), &dir.join("x.jsonl"), &[]);
+    assert!(!default.status.success());
+    assert!(stderr(&default).contains("--split"), "{}", stderr(&default));
+}
+
+#[test]
+fn a_corrupt_image_or_a_class_without_a_name_is_an_error_naming_it() {
+    let dir = scratch("neighbors-bad");
+    let data = dir.join("data");
+    copy_tree(&fixture("folder"), &data);
+    std::fs::write(data.join("n01443537/n01443537_1.png"), b"not a png").unwrap();
+    let run = run_neighbors(&data, &dir.join("pairs.jsonl"), &["--split", "none"]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("n01443537_1.png"), "{}", stderr(&run));
+
+    std::fs::create_dir(data.join("n09999999")).unwrap();
+    std::fs::write(data.join("n09999999/x.png"), b"").unwrap();
+    let err = ImageFolder::scan(&data, None).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no name for class folder n09999999"),
+        "{err:#}"
+    );
+    std::fs::remove_file(data.join("n09999999/x.png")).unwrap();
+    let names = dir.join("names.tsv");
+    std::fs::write(&names, "n09999999\tnew class\n").unwrap();
+    let err = ImageFolder::scan(&data, Some(&names)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no name for class folder n01440764"),
+        "{err:#}"
+    );
+}
