@@ -300,3 +300,101 @@ fn a_class_too_small_for_the_schedule_is_refused_up_front() {
         .expect("too few samples");
     assert!(err.to_string().contains("n01484850"), "{err}");
 }
+
+#[test]
+fn instruction_conversations_supervise_every_reply_and_its_end_token() {
+    let dir = scratch("conversations");
+    let file = dir.join("llava.json");
+    std::fs::write(
+        &file,
+        r#"[{"id": 1, "image": "a.png", "conversations": [
+            {"from": "human", "value": "<image>\nWhat is in the image?"},
+            {"from": "gpt", "value": "A red circle."},
+            {"from": "human", "value": "And the colour of the square?"},
+            {"from": "gpt", "value": "green"}]}]"#,
+    )
+    .unwrap();
+    let records = lcl::data::conversation::read(&file).unwrap();
+    let tokenizer = tokenizer();
+    let encoded = records[0]
+        .encode(&tokenizer, 4, &fixture("images"))
+        .unwrap();
+    assert_eq!(encoded.images, [fixture("images/a.png")]);
+    let supervised: Vec<u32> = encoded
+        .ids
+        .iter()
+        .zip(&encoded.labels)
+        .filter(|(_, label)| **label != IGNORE_INDEX)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(
+        tokenizer.decode(&supervised, false),
+        " A red circle.</s> green</s>"
+    );
+    assert_eq!(encoded.ids[0], tokenizer.bos_id());
+    assert_eq!(
+        encoded
+            .ids
+            .iter()
+            .filter(|&&id| id == tokenizer.bos_id())
+            .count(),
+        1
+    );
+
+    let lines = dir.join("shikra.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"image\": null, \"conversations\": [{\"from\": \"human\", \"value\": \"hi\"}, {\"from\": \"gpt\", \"value\": \"hello\"}]}\n{\"image\": \"x.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"no placeholder\"}, {\"from\": \"gpt\", \"value\": \"x\"}]}\n",
+    )
+    .unwrap();
+    let err = lcl::data::conversation::read(&lines).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("shikra.jsonl: record 2"),
+        "{err:#}"
+    );
+    std::fs::write(&lines, "{\"image\": null, \"conversations\": [\n").unwrap();
+    let err = lcl::data::conversation::read(&lines).unwrap_err();
+    assert!(format!("{err:#}").contains("shikra.jsonl:1"), "{err:#}");
+}
+
+#[test]
+fn the_mix_draws_its_sources_at_their_probabilities() {
+    use lcl::data::mix::{InstructionSet, MixedSet};
+    let lcl_set: Arc<dyn Dataset<EpisodeItem>> = Arc::new(train_set(folder_classes(), 3));
+    let conversation = lcl::data::conversation::Conversation {
+        id: None,
+        image: Some("a.png".into()),
+        conversations: vec![
+            lcl::data::conversation::Turn {
+                from: "human".into(),
+                value: "<image> What is it?".into(),
+            },
+            lcl::data::conversation::Turn {
+                from: "gpt".into(),
+                value: "shapes".into(),
+            },
+        ],
+    };
+    let instructions: Arc<dyn Dataset<EpisodeItem>> = Arc::new(InstructionSet::new(
+        vec![conversation],
+        fixture("images"),
+        Arc::new(tokenizer()),
+        16,
+        56,
+    ));
+    let mix = MixedSet::new(vec![lcl_set, instructions], vec![0.5, 0.5], 1, 0).unwrap();
+    assert_eq!(
+        mix.len(),
+        24,
+        "one pass over the 12 LCL episodes at p = 0.5"
+    );
+    let from_lcl = (0..4000).filter(|&i| mix.pick(i).0 == 0).count();
+    // p = 0.5 over 4000 draws: within 4 standard deviations (126)
+    assert!((from_lcl as i64 - 2000).abs() < 127, "{from_lcl}");
+    let item = (0..24)
+        .find(|&i| mix.pick(i).0 == 1)
+        .map(|i| mix.get(i).unwrap())
+        .unwrap();
+    assert_eq!(item.images, 1);
+    assert!(MixedSet::new(vec![], vec![], 0, 0).is_err());
+}

@@ -3,8 +3,11 @@
 
 pub mod batch;
 pub mod class_file;
+pub mod conversation;
+pub mod eval_episodes;
 pub mod image_folder;
 pub mod isekai;
 pub mod jsonl;
+pub mod mix;
 pub mod split;
 pub mod train_set;
