@@ -4,6 +4,7 @@
 //! selection, and the `lcl` command line. The model itself lives in `lcl-model`.
 
 pub mod backend;
+pub mod config;
 pub mod data;
 pub mod episode;
 pub mod image;

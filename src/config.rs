@@ -1,0 +1,287 @@
+//! Run configurations: TOML files under `configs/`. Every field has the original's value as
+//! its default; an unknown or ill-typed field is an error naming the file, the field and
+//! its line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::neighbors::NeighborSettings;
+use crate::sampler::ShotSchedule;
+
+/// A whole run configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Where the training data is.
+    pub data: DataConfig,
+    /// How training episodes are drawn.
+    pub sampler: SamplerConfig,
+    /// The [mix] strategy's instruction data.
+    pub mix: MixConfig,
+    /// How class neighbours are computed.
+    pub neighbors: NeighborSettings,
+    /// The evaluation suites.
+    pub evaluation: EvalConfig,
+}
+
+/// Training data locations (relative paths are relative to the working directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The per-class file (`lcl neighbors` writes it).
+    pub class_file: PathBuf,
+    /// Folder the class file's image paths are relative to (the ImageNet train folder).
+    pub image_root: PathBuf,
+    /// Query questions drawn in training (JSON: `{"questions": [...]}` or an array).
+    pub questions: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            class_file: "datasets/train900_pairs.jsonl".into(),
+            image_root: "data/imagenet/train".into(),
+            questions: "datasets/query-questions.json".into(),
+        }
+    }
+}
+
+/// The training strategies of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Strategy {
+    /// [2-way]: fixed 16 shots.
+    #[serde(rename = "2way")]
+    TwoWay,
+    /// [2-way-random]: the fixed phase, then totals uniform in min..=max.
+    #[serde(rename = "2way-random")]
+    TwoWayRandom,
+    /// [2-way-weight]: the fixed phase, then weighted shot counts.
+    #[serde(rename = "2way-weight")]
+    TwoWayWeight,
+    /// [mix]: [2-way-weight] episodes interleaved with instruction data.
+    #[serde(rename = "mix")]
+    Mix,
+}
+
+/// How [2-way-weight] weighs shot counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weighting {
+    /// The released code: per-class `k` with weight `exp(k / weight_scale)`.
+    Code,
+    /// The paper: total `m` with weight `exp(m)`.
+    Paper,
+}
+
+/// Training-episode sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Episodes per class per epoch (one: 900 per epoch on ImageNet-900).
+    pub episodes_per_class: usize,
+    /// Shots per class of [2-way] and of the other strategies' first phase.
+    pub fixed_shots_per_class: usize,
+    /// Fewest support images in all ([2-way-random], [2-way-weight]).
+    pub min_total_shots: usize,
+    /// Most support images in all.
+    pub max_total_shots: usize,
+    /// [2-way-weight]'s weighting.
+    pub weighting: Weighting,
+    /// The exponent scale of the code's weighting (2 released, 1 in older code).
+    pub weight_scale: f64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::TwoWayWeight,
+            seed: 42,
+            episodes_per_class: 1,
+            fixed_shots_per_class: 8,
+            min_total_shots: 2,
+            max_total_shots: 16,
+            weighting: Weighting::Code,
+            weight_scale: 2.0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// The schedule of the fixed phase (all of [2-way]).
+    pub fn fixed_schedule(&self) -> ShotSchedule {
+        ShotSchedule::Fixed(self.fixed_shots_per_class)
+    }
+
+    /// The schedule of the strategy's main phase.
+    pub fn schedule(&self) -> ShotSchedule {
+        let (min, max) = (self.min_total_shots, self.max_total_shots);
+        match (self.strategy, self.weighting) {
+            (Strategy::TwoWay, _) => self.fixed_schedule(),
+            (Strategy::TwoWayRandom, _) => ShotSchedule::UniformTotal { min, max },
+            (Strategy::TwoWayWeight | Strategy::Mix, Weighting::Code) => ShotSchedule::Weighted {
+                max: max / 2,
+                scale: self.weight_scale,
+            },
+            (Strategy::TwoWayWeight | Strategy::Mix, Weighting::Paper) => {
+                ShotSchedule::WeightedTotal { min, max }
+            }
+        }
+    }
+}
+
+/// One instruction source of [mix].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstructionSource {
+    /// Conversation file (LLaVA JSON array or Shikra JSON lines).
+    pub file: PathBuf,
+    /// Folder its images are relative to.
+    pub images: PathBuf,
+}
+
+/// The [mix] strategy's instruction data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MixConfig {
+    /// Probability of an LCL episode; the rest is split evenly over the sources.
+    pub lcl_probability: f64,
+    /// The instruction sources.
+    pub sources: Vec<InstructionSource>,
+}
+
+impl Default for MixConfig {
+    fn default() -> Self {
+        Self {
+            lcl_probability: 0.5,
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl MixConfig {
+    /// Probabilities of the LCL episodes, then of each source.
+    pub fn probabilities(&self) -> Vec<f64> {
+        let rest = (1.0 - self.lcl_probability) / self.sources.len().max(1) as f64;
+        std::iter::once(self.lcl_probability)
+            .chain(std::iter::repeat_n(rest, self.sources.len()))
+            .collect()
+    }
+}
+
+/// The evaluation suites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Support images in all, per column of the tables (the paper's shot counts).
+    pub shots: Vec<usize>,
+    /// ImageNet-100: support images drawn per class.
+    pub context_per_class: usize,
+    /// ImageNet-100: query images per class.
+    pub queries_per_class: usize,
+    /// False-label ratios of the ablation.
+    pub false_ratios: Vec<f64>,
+    /// Shots of the position ablation (positions 1..=this are corrupted in turn).
+    pub position_shots: usize,
+    /// Seed of support shuffling and ablations.
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            shots: vec![0, 2, 4, 6, 8, 10, 12, 14, 16],
+            context_per_class: 32,
+            queries_per_class: 50,
+            false_ratios: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            position_shots: 16,
+            seed: 42,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads and checks a TOML config.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the config", path.display()))?;
+        Self::parse(&text).with_context(|| format!("{}: invalid config", path.display()))
+    }
+
+    /// Parses and checks TOML text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let s = &self.sampler;
+        if s.episodes_per_class == 0 {
+            bail!("sampler.episodes_per_class must be at least 1");
+        }
+        s.fixed_schedule()
+            .validate()
+            .context("sampler.fixed_shots_per_class")?;
+        s.schedule()
+            .validate()
+            .context("sampler.min_total_shots / max_total_shots / weight_scale")?;
+        let p = self.mix.lcl_probability;
+        if !(p > 0.0 && p <= 1.0) {
+            bail!("mix.lcl_probability must be in (0, 1], not {p}");
+        }
+        if s.strategy == Strategy::Mix && self.mix.sources.is_empty() {
+            bail!("strategy \"mix\" needs at least one [[mix.sources]] entry");
+        }
+        if let Some(odd) = self.evaluation.shots.iter().find(|n| *n % 2 == 1) {
+            bail!("evaluation.shots: {odd} is odd; the 2-way suites split shots evenly");
+        }
+        if let Some(r) = self
+            .evaluation
+            .false_ratios
+            .iter()
+            .find(|r| !(0.0..=1.0).contains(*r))
+        {
+            bail!("evaluation.false_ratios: {r} is not in 0..=1");
+        }
+        Ok(())
+    }
+}
+
+/// Reads the query questions file: `{"questions": [...]}` or a plain JSON array; every
+/// question needs one `<image>`.
+pub fn read_questions(path: &Path) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum File {
+        Wrapped { questions: Vec<String> },
+        Plain(Vec<String>),
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the questions", path.display()))?;
+    let questions = match serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON array of questions", path.display()))?
+    {
+        File::Wrapped { questions } | File::Plain(questions) => questions,
+    };
+    if questions.is_empty() {
+        bail!("{}: no questions", path.display());
+    }
+    if let Some((i, q)) = questions
+        .iter()
+        .enumerate()
+        .find(|(_, q)| q.matches(crate::template::IMAGE_PLACEHOLDER).count() != 1)
+    {
+        bail!(
+            "{}: question {} has no single <image> placeholder: {q:?}",
+            path.display(),
+            i + 1
+        );
+    }
+    Ok(questions)
+}

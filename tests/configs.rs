@@ -1,0 +1,108 @@
+//! The shipped TOML configs and the config reader's errors.
+
+mod common;
+
+use common::*;
+use lcl::config::{RunConfig, Strategy, read_questions};
+use lcl::sampler::ShotSchedule;
+
+fn shipped() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_config_parses_with_the_original_defaults() {
+    let files = shipped();
+    assert_eq!(files.len(), 4);
+    for file in &files {
+        let config = RunConfig::from_file(file).unwrap();
+        let mut expected = RunConfig::default();
+        expected.sampler.strategy = config.sampler.strategy;
+        expected.mix.sources = config.mix.sources.clone();
+        assert_eq!(
+            config,
+            expected,
+            "{} spells out the defaults",
+            file.display()
+        );
+    }
+    let config = |name: &str| {
+        RunConfig::from_file(files.iter().find(|f| f.ends_with(name)).unwrap()).unwrap()
+    };
+    let weight = config("lcl-2way-weight.toml");
+    assert_eq!(weight.sampler.strategy, Strategy::TwoWayWeight);
+    assert_eq!(
+        weight.sampler.schedule(),
+        ShotSchedule::Weighted { max: 8, scale: 2.0 }
+    );
+    let random = config("lcl-2way-random.toml");
+    assert_eq!(
+        random.sampler.schedule(),
+        ShotSchedule::UniformTotal { min: 2, max: 16 }
+    );
+    assert_eq!(random.sampler.fixed_schedule(), ShotSchedule::Fixed(8));
+    let mix = config("lcl-mix.toml");
+    assert_eq!(
+        config("lcl-2way.toml").sampler.schedule(),
+        ShotSchedule::Fixed(8)
+    );
+    assert_eq!(mix.mix.probabilities(), [0.5, 0.5]);
+}
+
+#[test]
+fn unknown_and_ill_typed_fields_are_named() {
+    let err = RunConfig::parse("[sampler]\nstrategy = \"2way\"\nshots = 4\n").unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("shots") && message.contains("line 3"),
+        "{message}"
+    );
+    let err = RunConfig::parse("[sampler]\nseed = \"forty-two\"\n").unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("seed") || message.contains("line 2"),
+        "{message}"
+    );
+    let err = RunConfig::parse("[sampler]\nstrategy = \"3way\"\n").unwrap_err();
+    assert!(format!("{err:#}").contains("3way"), "{err:#}");
+    let err = RunConfig::parse("[sampler]\nstrategy = \"mix\"\n").unwrap_err();
+    assert!(format!("{err:#}").contains("mix.sources"), "{err:#}");
+    let err = RunConfig::parse("[evaluation]\nshots = [0, 3]\n").unwrap_err();
+    assert!(format!("{err:#}").contains("3 is odd"), "{err:#}");
+    let dir = scratch("configs");
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[neighbours]\n").unwrap();
+    let err = RunConfig::from_file(&file).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("bad.toml") && message.contains("neighbours"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_shipped_training_questions_each_hold_one_image() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/query-questions.json");
+    let questions = read_questions(&path).unwrap();
+    assert_eq!(questions.len(), 66);
+    assert_eq!(
+        questions[0],
+        "Based on the previous examples, what do you think is in the image <image>?"
+    );
+    let dir = scratch("questions");
+    std::fs::write(
+        dir.join("q.json"),
+        r#"["what is <image>?", "no image here"]"#,
+    )
+    .unwrap();
+    let err = read_questions(&dir.join("q.json")).unwrap_err();
+    assert!(err.to_string().contains("question 2"), "{err}");
+}
