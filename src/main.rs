@@ -6,7 +6,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use lcl::backend::{backend_name, default_device};
+use lcl::config::{RunConfig, read_questions};
+use lcl::data::class_file;
+use lcl::data::eval_episodes::draw_test_classes;
+use lcl::data::image_folder::ImageFolder;
 use lcl::data::split::ClassSplit;
+use lcl::data::train_set::{EpisodeSampler, TrainSetSpec};
 use lcl::infer::{InferRequest, Precision, SupportShot, render_prompt, run};
 use lcl::neighbors::{NeighborJob, NeighborSettings};
 use lcl_model::GenerationConfig;
@@ -32,6 +37,122 @@ enum Command {
     /// Example: lcl neighbors --clip clip-vit-base-patch16 --data imagenet/train
     ///   --out datasets/train900_pairs.jsonl
     Neighbors(NeighborsArgs),
+    /// Print training episodes as a config samples them (JSON lines: support images and
+    /// labels, question, answer), without reading any image: to check a config and its data.
+    ///
+    /// Example: lcl episodes --config configs/lcl-2way-weight.toml --count 5
+    Episodes(EpisodesArgs),
+    /// Draw the ImageNet-100 test file (per held-out class: context and query images) from
+    /// an image folder, in the format of the original's test100_pairs.jsonl.
+    ///
+    /// Example: lcl test-classes --data imagenet/val --out datasets/test100_pairs.jsonl
+    TestClasses(TestClassesArgs),
+}
+
+#[derive(Args)]
+struct EpisodesArgs {
+    /// Run configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Sample the main phase of the strategy (default: the fixed phase).
+    #[arg(long)]
+    main_phase: bool,
+    /// Epoch to sample.
+    #[arg(long, default_value_t = 0)]
+    epoch: u64,
+    /// First episode index.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+    /// Number of episodes.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+}
+
+#[derive(Args)]
+struct TestClassesArgs {
+    #[command(flatten)]
+    folder: FolderArgs,
+    /// Where to write the test file (JSON lines).
+    #[arg(long)]
+    out: PathBuf,
+    /// Support images per class.
+    #[arg(long, default_value_t = 32)]
+    context: usize,
+    /// Query images per class.
+    #[arg(long, default_value_t = 50)]
+    queries: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn episodes(args: EpisodesArgs) -> Result<()> {
+    let config = RunConfig::from_file(&args.config)?;
+    let spec = TrainSetSpec {
+        classes: class_file::read(&config.data.class_file)?,
+        image_root: config.data.image_root.clone(),
+        shots: if args.main_phase {
+            config.sampler.schedule()
+        } else {
+            config.sampler.fixed_schedule()
+        },
+        questions: read_questions(&config.data.questions)?,
+        episodes_per_class: config.sampler.episodes_per_class,
+        seed: config.sampler.seed,
+    };
+    let sampler = EpisodeSampler::new(std::sync::Arc::new(spec), args.epoch)?;
+    for index in args.start..(args.start + args.count).min(sampler.len()) {
+        let episode = sampler.episode(index)?;
+        let record = serde_json::json!({
+            "epoch": args.epoch,
+            "index": index,
+            "support": episode.support.iter().map(|s| serde_json::json!([s.image, s.label])).collect::<Vec<_>>(),
+            "query": episode.query,
+            "question": episode.question,
+            "answer": episode.answer,
+        });
+        println!("{record}");
+    }
+    Ok(())
+}
+
+fn test_classes(args: TestClassesArgs) -> Result<()> {
+    let Some(split) = args.folder.split()? else {
+        anyhow::bail!("test-classes needs held-out classes: --split imagenet100 or FILE");
+    };
+    let folder = ImageFolder::scan(&args.folder.data, args.folder.names.as_deref())?;
+    let (_, test) = split.apply(&folder.classes)?;
+    let classes = draw_test_classes(&test, args.context, args.queries, args.seed)?;
+    lcl::data::jsonl::write(&args.out, &classes)?;
+    eprintln!("wrote {} classes to {}", classes.len(), args.out.display());
+    Ok(())
+}
+
+/// An image folder and its class split.
+#[derive(Args)]
+struct FolderArgs {
+    /// Image-folder data root: ROOT/<class>/<images>.
+    #[arg(long)]
+    data: PathBuf,
+    /// Class names file (LOC_synset_mapping.txt, map_clsloc.txt or id<TAB>name). Default:
+    /// one found in ROOT or its parent, else the folder names.
+    #[arg(long)]
+    names: Option<PathBuf>,
+    /// Held-out classes: `imagenet100` (the original's 100 test classes, in pair order),
+    /// `none`, or a file listing test class ids one per line.
+    #[arg(long, default_value = "imagenet100")]
+    split: String,
+}
+
+impl FolderArgs {
+    /// The split named by --split (`None` for `none`).
+    fn split(&self) -> Result<Option<ClassSplit>> {
+        Ok(match self.split.as_str() {
+            "imagenet100" => Some(ClassSplit::imagenet100()),
+            "none" => None,
+            file => Some(ClassSplit::from_file(std::path::Path::new(file))?),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -40,17 +161,8 @@ struct NeighborsArgs {
     /// openai/clip-vit-base-patch16 as the original used.
     #[arg(long)]
     clip: PathBuf,
-    /// Image-folder data root: ROOT/<class>/<images>.
-    #[arg(long)]
-    data: PathBuf,
-    /// Class names file (LOC_synset_mapping.txt, map_clsloc.txt or id<TAB>name). Default:
-    /// one found in ROOT or its parent, else the folder names.
-    #[arg(long)]
-    names: Option<PathBuf>,
-    /// Held-out classes: `imagenet100` (the original's 100 test classes), `none`, or a file
-    /// listing test class ids one per line.
-    #[arg(long, default_value = "imagenet100")]
-    split: String,
+    #[command(flatten)]
+    folder: FolderArgs,
     /// The per-class file to write (JSON lines).
     #[arg(long)]
     out: PathBuf,
@@ -80,11 +192,7 @@ struct NeighborsArgs {
 }
 
 fn neighbors(args: NeighborsArgs) -> Result<()> {
-    let split = match args.split.as_str() {
-        "imagenet100" => Some(ClassSplit::imagenet100()),
-        "none" => None,
-        file => Some(ClassSplit::from_file(std::path::Path::new(file))?),
-    };
+    let split = args.folder.split()?;
     let cache = args.cache.unwrap_or_else(|| {
         let mut name = args.out.file_name().unwrap_or_default().to_os_string();
         name.push(".features");
@@ -92,8 +200,8 @@ fn neighbors(args: NeighborsArgs) -> Result<()> {
     });
     let job = NeighborJob {
         clip: args.clip,
-        data: args.data,
-        names: args.names,
+        data: args.folder.data,
+        names: args.folder.names,
         split,
         out: args.out,
         cache,
@@ -191,6 +299,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Infer(args) => infer(args),
         Command::Neighbors(args) => neighbors(args),
+        Command::Episodes(args) => episodes(args),
+        Command::TestClasses(args) => test_classes(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

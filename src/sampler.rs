@@ -133,7 +133,7 @@ impl ShotSchedule {
 /// Splits `total` support images between the two classes.
 fn split_total(total: usize, rng: &mut Rng) -> Shots {
     let half = total / 2;
-    if total % 2 == 0 {
+    if total.is_multiple_of(2) {
         Shots::per_class(half)
     } else if rng.unit() < 0.5 {
         Shots {
@@ -335,7 +335,7 @@ mod tests {
         let weights: Vec<f64> = (2..=16).map(|m| (m as f64).exp()).collect();
         let total: f64 = weights.iter().sum();
         let probabilities: Vec<f64> = weights.iter().map(|w| w / total).collect();
-        let mut counts = vec![0; 15];
+        let mut counts = [0; 15];
         for _ in 0..60_000 {
             counts[ShotSchedule::WeightedTotal { min: 2, max: 16 }
                 .draw(&mut rng)

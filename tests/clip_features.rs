@@ -100,8 +100,7 @@ fn image_features_match_transformers() {
 #[test]
 fn a_clip_folder_without_a_text_tower_is_refused_with_the_missing_tensors() {
     let err = ClipModel::from_pretrained(&fixture("tiny-clip-st"), &device(), DType::F32)
-        .err()
-        .expect("vision-only checkpoint");
+        .expect_err("vision-only checkpoint");
     let message = err.to_string();
     assert!(
         message.contains("text_config") || message.contains("text_model"),

@@ -13,7 +13,7 @@ use burn::data::dataset::Dataset;
 use common::*;
 use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use lcl::data::class_file::{ClassEntry, Neighbor};
-use lcl::data::train_set::{TrainSet, TrainSetSpec};
+use lcl::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
 use lcl::episode::{Episode, IGNORE_INDEX, Shot};
 use lcl::sampler::ShotSchedule;
 use lcl::tokenizer::LclTokenizer;
@@ -198,7 +198,8 @@ fn train_set(classes: Vec<ClassEntry>, seed: u64) -> TrainSet {
         episodes_per_class: 2,
         seed,
     };
-    TrainSet::new(Arc::new(spec), Arc::new(tokenizer()), 16, 56, 0).unwrap()
+    let sampler = EpisodeSampler::new(Arc::new(spec), 0).unwrap();
+    TrainSet::new(sampler, Arc::new(tokenizer()), 16, 56)
 }
 
 #[test]
@@ -295,9 +296,7 @@ fn a_class_too_small_for_the_schedule_is_refused_up_front() {
         episodes_per_class: 1,
         seed: 0,
     };
-    let err = TrainSet::new(Arc::new(spec), Arc::new(tokenizer()), 16, 56, 0)
-        .err()
-        .expect("too few samples");
+    let err = EpisodeSampler::new(Arc::new(spec), 0).expect_err("too few samples");
     assert!(err.to_string().contains("n01484850"), "{err}");
 }
 

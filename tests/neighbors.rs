@@ -231,3 +231,77 @@ fn a_corrupt_image_or_a_class_without_a_name_is_an_error_naming_it() {
         "{err:#}"
     );
 }
+
+#[test]
+fn episodes_and_test_classes_commands_work_on_the_tiny_folder() {
+    let dir = scratch("episodes-cmd");
+    let pairs = dir.join("pairs.jsonl");
+    let made = run_neighbors(&fixture("folder"), &pairs, &["--split", "none"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let questions = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/query-questions.json");
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nclass_file = {:?}\nimage_root = {:?}\nquestions = {:?}\n[sampler]\nfixed_shots_per_class = 1\nmax_total_shots = 2\n",
+            pairs,
+            fixture("folder"),
+            questions
+        ),
+    )
+    .unwrap();
+    let args = [
+        "episodes",
+        "--config",
+        config.to_str().unwrap(),
+        "--count",
+        "4",
+        "--main-phase",
+    ];
+    let first = lcl(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let text = String::from_utf8(first.stdout.clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        assert_eq!(line["support"].as_array().unwrap().len(), 2);
+        assert!(line["question"].as_str().unwrap().contains("<image>"));
+    }
+    assert_eq!(lcl(&args).stdout, first.stdout, "seeded: the same episodes");
+
+    let split = dir.join("test.txt");
+    std::fs::write(&split, "n02085620\nn02086240\n").unwrap();
+    let out = dir.join("test-classes.jsonl");
+    let made = lcl(&[
+        "test-classes",
+        "--data",
+        fixture("folder").to_str().unwrap(),
+        "--split",
+        split.to_str().unwrap(),
+        "--context",
+        "1",
+        "--queries",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let classes: Vec<lcl::data::eval_episodes::TestClass> = lcl::data::jsonl::read(&out).unwrap();
+    assert_eq!(classes.len(), 2);
+    assert_eq!(classes[0].class_name, "Chihuahua");
+    assert_eq!(
+        (
+            classes[0].context_samples.len(),
+            classes[0].test_samples.len()
+        ),
+        (1, 2)
+    );
+    assert!(
+        !classes[0]
+            .test_samples
+            .contains(&classes[0].context_samples[0])
+    );
+}

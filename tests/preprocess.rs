@@ -10,12 +10,14 @@ mod common;
 use common::*;
 use lcl::image::{expand_to_square, normalize, open_rgb, preprocess_file, resize_and_crop};
 
-const IMAGES: [(&str, &str); 5] = [
+const IMAGES: [(&str, &str); 7] = [
     ("a", "a.png"),
     ("b", "b.jpg"),
     ("c", "c.png"),
     ("d", "d.png"),
     ("e_16bit", "e_16bit.png"),
+    ("f", "f.webp"),
+    ("g_cmyk", "g_cmyk.jpg"),
 ];
 
 fn max_level_diff(actual: &[u8], expected: &[f32]) -> f32 {
@@ -23,7 +25,8 @@ fn max_level_diff(actual: &[u8], expected: &[f32]) -> f32 {
     max_abs_diff(&actual, expected)
 }
 
-/// Largest level difference allowed for a decoder: exact for PNG, small for JPEG.
+/// Largest level difference allowed for a decoder: exact for PNG and lossless WebP, small
+/// for JPEG.
 fn decode_tolerance(file: &str) -> f32 {
     if file.ends_with(".jpg") { 8.0 } else { 0.0 }
 }

@@ -32,26 +32,26 @@ pub struct TrainSetSpec {
     pub seed: u64,
 }
 
-/// The episodes of one epoch, rendered, tokenised and with their images preprocessed.
-#[derive(Clone)]
-pub struct TrainSet {
+/// Draws the episodes of one epoch (no file is read).
+#[derive(Debug, Clone)]
+pub struct EpisodeSampler {
     spec: Arc<TrainSetSpec>,
-    tokenizer: Arc<LclTokenizer>,
-    patches: usize,
-    image_size: u32,
     epoch: u64,
 }
 
-impl TrainSet {
+/// The episodes of one epoch, rendered, tokenised and with their images preprocessed.
+#[derive(Clone)]
+pub struct TrainSet {
+    sampler: EpisodeSampler,
+    tokenizer: Arc<LclTokenizer>,
+    patches: usize,
+    image_size: u32,
+}
+
+impl EpisodeSampler {
     /// Checks the spec (every class can give the most shots the schedule asks plus a query,
-    /// every neighbour is a known class) and builds the set of `epoch`.
-    pub fn new(
-        spec: Arc<TrainSetSpec>,
-        tokenizer: Arc<LclTokenizer>,
-        patches: usize,
-        image_size: u32,
-        epoch: u64,
-    ) -> Result<Self> {
+    /// every neighbour is a known class) and builds the sampler of `epoch`.
+    pub fn new(spec: Arc<TrainSetSpec>, epoch: u64) -> Result<Self> {
         if spec.classes.is_empty() || spec.questions.is_empty() || spec.episodes_per_class == 0 {
             bail!("a training set needs classes, query questions and episodes per class > 0");
         }
@@ -76,21 +76,17 @@ impl TrainSet {
                 );
             }
         }
-        Ok(Self {
-            spec,
-            tokenizer,
-            patches,
-            image_size,
-            epoch,
-        })
+        Ok(Self { spec, epoch })
     }
 
-    /// The same set at another epoch.
-    pub fn at_epoch(&self, epoch: u64) -> Self {
-        Self {
-            epoch,
-            ..self.clone()
-        }
+    /// Episodes per epoch.
+    pub fn len(&self) -> usize {
+        self.spec.classes.len() * self.spec.episodes_per_class
+    }
+
+    /// Whether an epoch is empty (never: the spec is checked).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Episode `index` of this epoch (its anchor class is `index % classes`).
@@ -115,13 +111,47 @@ impl TrainSet {
             answer: Some(sampled.query_label),
         })
     }
+}
+
+impl TrainSet {
+    /// The set of `sampler`'s epoch, encoded with `tokenizer` (`patches` per image) and
+    /// images preprocessed at `image_size` pixels.
+    pub fn new(
+        sampler: EpisodeSampler,
+        tokenizer: Arc<LclTokenizer>,
+        patches: usize,
+        image_size: u32,
+    ) -> Self {
+        Self {
+            sampler,
+            tokenizer,
+            patches,
+            image_size,
+        }
+    }
+
+    /// The same set at another epoch.
+    pub fn at_epoch(&self, epoch: u64) -> Self {
+        Self {
+            sampler: EpisodeSampler {
+                epoch,
+                ..self.sampler.clone()
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Episode `index` of this epoch, before encoding.
+    pub fn episode(&self, index: usize) -> Result<Episode> {
+        self.sampler.episode(index)
+    }
 
     fn item(&self, index: usize) -> Result<EpisodeItem> {
-        let episode = self.episode(index)?;
+        let episode = self.sampler.episode(index)?;
         let encoded = episode
             .encode(&self.tokenizer, self.patches)
-            .with_context(|| format!("training episode {index} of epoch {}", self.epoch))?;
-        EpisodeItem::new(encoded, &self.spec.image_root, self.image_size)
+            .with_context(|| format!("training episode {index} of epoch {}", self.sampler.epoch))?;
+        EpisodeItem::new(encoded, &self.sampler.spec.image_root, self.image_size)
     }
 }
 
@@ -132,6 +162,6 @@ impl Dataset<EpisodeItem> for TrainSet {
     }
 
     fn len(&self) -> usize {
-        self.spec.classes.len() * self.spec.episodes_per_class
+        self.sampler.len()
     }
 }

@@ -20,7 +20,7 @@ Commands are those of `lcl` (run `cargo xtask help` to list them), e.g.:
       Vulkan is enough: Debian's mesa-vulkan-drivers); --cpu-only skips the wgpu part.";
 
 /// The integration tests that run again on the wgpu backend.
-const WGPU_TESTS: [&str; 3] = ["model_parity", "cli", "checkpoint"];
+const WGPU_TESTS: [&str; 4] = ["model_parity", "cli", "checkpoint", "clip_features"];
 
 /// The command line split into the backend and what `lcl` gets.
 #[derive(Debug, PartialEq)]
