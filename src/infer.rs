@@ -149,6 +149,41 @@ pub fn render_prompt(
     Ok((tokenizer, vision, segments))
 }
 
+/// Loads a checkpoint and its vision tower with a progress bar on stderr.
+pub fn load_model(
+    model_dir: &Path,
+    vision_dir: &Path,
+    tokenizer: &LclTokenizer,
+    device: &Device,
+    precision: Precision,
+) -> Result<LclModel> {
+    let started = Instant::now();
+    eprintln!(
+        "loading {} and {} ...",
+        model_dir.display(),
+        vision_dir.display()
+    );
+    let bar = crate::progress::bar(
+        0,
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    );
+    bar.set_message("loading weights");
+    let model = LclModel::from_pretrained_with_progress(
+        model_dir,
+        vision_dir,
+        tokenizer.special_id(IMAGE_PATCH)?,
+        device,
+        precision.dtype(),
+        &mut |read, total| {
+            bar.set_length(total as u64);
+            bar.set_position(read as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(model)
+}
+
 /// Runs one episode on `device` and returns the answer.
 pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
     let (tokenizer, vision, segments) = render_prompt(request)?;
@@ -161,33 +196,13 @@ pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
         pixels.extend(preprocess_file(file, size)?);
     }
     let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
-    let started = Instant::now();
-    eprintln!(
-        "loading {} and {} ...",
-        request.model.display(),
-        vision_dir.display()
-    );
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message("loading weights");
-    let model = LclModel::from_pretrained_with_progress(
+    let model = load_model(
         &request.model,
         &vision_dir,
-        tokenizer.special_id(IMAGE_PATCH)?,
+        &tokenizer,
         device,
-        request.precision.dtype(),
-        &mut |read, total| {
-            bar.set_length(total as u64);
-            bar.set_position(read as u64);
-        },
+        request.precision,
     )?;
-    bar.finish_and_clear();
-    eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
     let size = size as usize;
     let pixels = Tensor::<4>::from_data(
         TensorData::new(pixels, [files.len(), 3, size, size]),

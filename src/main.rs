@@ -12,6 +12,7 @@ use lcl::data::eval_episodes::draw_test_classes;
 use lcl::data::image_folder::ImageFolder;
 use lcl::data::split::ClassSplit;
 use lcl::data::train_set::{EpisodeSampler, TrainSetSpec};
+use lcl::eval::job::{AblationKind, EvalRequest, evaluate};
 use lcl::infer::{InferRequest, Precision, SupportShot, render_prompt, run};
 use lcl::neighbors::{NeighborJob, NeighborSettings};
 use lcl_model::GenerationConfig;
@@ -47,6 +48,87 @@ enum Command {
     ///
     /// Example: lcl test-classes --data imagenet/val --out datasets/test100_pairs.jsonl
     TestClasses(TestClassesArgs),
+    /// Evaluate a checkpoint on a suite at several shot counts (greedy answers, the
+    /// original's scoring), with an optional ablation; resumable.
+    ///
+    /// Example: lcl eval --model LCL_2WAY_WEIGHT --vision clip-vit-large-patch14
+    ///   --suite isekai-10 --data lcl-data --shots 0,2,4,6,8,10,12,14,16 --out runs/isekai
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Shikra/LCL checkpoint folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// CLIP checkpoint folder (default: MODEL/vision, else the config's mm_vision_tower).
+    #[arg(long)]
+    vision: Option<PathBuf>,
+    /// `isekai-10`, `isekai-pair`, `imagenet-100` (looked up under --data as NAME.jsonl), or
+    /// a suite file: ISEKAI JSON lines or an ImageNet-100 test file (lcl test-classes).
+    #[arg(long)]
+    suite: String,
+    /// Folder holding the named suites.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Folder the suite's image paths are relative to (default: the suite file's folder).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Support images in all (the paper's shot counts), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,2,4,6,8,10,12,14,16")]
+    shots: Vec<usize>,
+    /// Run an ablation of the paper instead of the plain suite.
+    #[arg(long, value_enum)]
+    ablation: Option<AblationKind>,
+    /// False-label ratios of --ablation false-ratio, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    false_ratios: Vec<f64>,
+    /// Support size of --ablation position (each position 1..N is corrupted in turn).
+    #[arg(long, default_value_t = 16)]
+    position_shots: usize,
+    /// Output folder: predictions.jsonl (resumed from), results.json, results.md.
+    #[arg(long, default_value = "runs/eval")]
+    out: PathBuf,
+    /// Episodes per batch (left-padded).
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Most generated tokens per answer.
+    #[arg(long, default_value_t = 20)]
+    max_new_tokens: usize,
+    /// Seed of support shuffling and ablations.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Precision of the weights.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    dtype: Precision,
+    /// Most image features kept on the device (each image used again is not re-encoded).
+    #[arg(long, default_value_t = 1024)]
+    cached_images: usize,
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let request = EvalRequest {
+        model: args.model,
+        vision: args.vision,
+        suite: args.suite,
+        data: args.data,
+        images: args.images,
+        shots: args.shots,
+        ablation: args.ablation,
+        false_ratios: args.false_ratios,
+        position_shots: args.position_shots,
+        out: args.out,
+        batch_size: args.batch_size,
+        max_new_tokens: args.max_new_tokens,
+        seed: args.seed,
+        precision: args.dtype,
+        cached_images: args.cached_images,
+    };
+    eprintln!("backend: {}", backend_name());
+    let results = evaluate(&request, &default_device())?;
+    print!("{}", results.markdown());
+    eprintln!("results in {}", request.out.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -301,6 +383,7 @@ fn main() -> ExitCode {
         Command::Neighbors(args) => neighbors(args),
         Command::Episodes(args) => episodes(args),
         Command::TestClasses(args) => test_classes(args),
+        Command::Eval(args) => eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -283,12 +283,9 @@ pub fn run(job: &NeighborJob, device: &Device) -> Result<usize> {
         device,
     };
     let cache = FeatureCache::open(&job.cache, &job.clip, &job.data, settings)?;
-    let bar = indicatif::ProgressBar::new(classes.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "class features [{bar:40}] {pos}/{len} classes {per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = crate::progress::bar(
+        classes.len() as u64,
+        "class features [{bar:40}] {pos}/{len} classes {per_sec} ETA {eta} {msg}",
     );
     let mut features = Vec::with_capacity(classes.len());
     let mut cached = 0;

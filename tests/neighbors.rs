@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use burn::tensor::DType;
 use common::*;
@@ -15,17 +15,6 @@ use lcl::data::image_folder::ImageFolder;
 use lcl::neighbors::{ClipEncoder, NeighborSettings, score_matrix};
 use lcl::tokenizer::ClipTokenizer;
 use lcl_model::ClipModel;
-
-fn lcl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcl"))
-        .args(args)
-        .output()
-        .expect("lcl runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn reference_scores() -> (Vec<String>, Vec<Vec<f32>>) {
     let reference = json("ref/neighbors.json");
@@ -138,7 +127,7 @@ fn run_neighbors(data: &Path, out: &Path, extra: &[&str]) -> Output {
         "2",
     ];
     args.extend_from_slice(extra);
-    lcl(&args)
+    run_lcl(&args)
 }
 
 #[test]
@@ -258,7 +247,7 @@ fn episodes_and_test_classes_commands_work_on_the_tiny_folder() {
         "4",
         "--main-phase",
     ];
-    let first = lcl(&args);
+    let first = run_lcl(&args);
     assert!(first.status.success(), "{}", stderr(&first));
     let text = String::from_utf8(first.stdout.clone()).unwrap();
     let lines: Vec<serde_json::Value> = text
@@ -270,12 +259,16 @@ fn episodes_and_test_classes_commands_work_on_the_tiny_folder() {
         assert_eq!(line["support"].as_array().unwrap().len(), 2);
         assert!(line["question"].as_str().unwrap().contains("<image>"));
     }
-    assert_eq!(lcl(&args).stdout, first.stdout, "seeded: the same episodes");
+    assert_eq!(
+        run_lcl(&args).stdout,
+        first.stdout,
+        "seeded: the same episodes"
+    );
 
     let split = dir.join("test.txt");
     std::fs::write(&split, "n02085620\nn02086240\n").unwrap();
     let out = dir.join("test-classes.jsonl");
-    let made = lcl(&[
+    let made = run_lcl(&[
         "test-classes",
         "--data",
         fixture("folder").to_str().unwrap(),

@@ -96,3 +96,16 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs the `lcl` binary with `args` in the current folder.
+pub fn run_lcl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lcl"))
+        .args(args)
+        .output()
+        .expect("lcl runs")
+}
+
+/// A finished command's stderr as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,197 @@
+//! `lcl eval`: a suite at several shot counts (and optionally an ablation) through a
+//! checkpoint, with resume from `predictions.jsonl`, `results.json` and a Markdown table.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use lcl_model::{ClipVisionConfig, GenerationConfig};
+
+use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
+use crate::eval::report::Results;
+use crate::eval::run::{Answerer, FeatureCache, read_predictions, run_episodes};
+use crate::eval::suite::{Suite, check_images};
+use crate::infer::{Precision, load_model, resolve_vision_dir};
+use crate::tokenizer::LclTokenizer;
+
+/// Which ablation of the paper to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AblationKind {
+    /// Replace 0/25/50/75/100% of the support labels with invented ones.
+    FalseRatio,
+    /// Replace the label at one position (1..16) of a 16-shot support set.
+    Position,
+}
+
+/// Everything `lcl eval` needs.
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    /// Shikra/LCL checkpoint folder.
+    pub model: PathBuf,
+    /// CLIP checkpoint folder, if given.
+    pub vision: Option<PathBuf>,
+    /// Suite name or file.
+    pub suite: String,
+    /// Folder the named suites are in.
+    pub data: Option<PathBuf>,
+    /// Folder image paths are relative to (default: the suite file's folder).
+    pub images: Option<PathBuf>,
+    /// Support images in all, per column.
+    pub shots: Vec<usize>,
+    /// Ablation, if any.
+    pub ablation: Option<AblationKind>,
+    /// False-label ratios of the false-ratio ablation.
+    pub false_ratios: Vec<f64>,
+    /// Support size of the position ablation.
+    pub position_shots: usize,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Episodes per batch.
+    pub batch_size: usize,
+    /// Most generated tokens per answer.
+    pub max_new_tokens: usize,
+    /// Seed of support shuffling and ablations.
+    pub seed: u64,
+    /// Weight precision.
+    pub precision: Precision,
+    /// Most image features kept on the device.
+    pub cached_images: usize,
+}
+
+/// One row of the table: a name and the episodes of each of its shot counts.
+struct RunPlan {
+    name: String,
+    columns: Vec<(usize, Vec<EvalEpisode>)>,
+}
+
+fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
+    let columns = |shots: &[usize], ablation: Option<Ablation>| -> Result<Vec<_>> {
+        shots
+            .iter()
+            .map(|&n| Ok((n, suite.episodes(n, ablation, request.seed)?)))
+            .collect()
+    };
+    Ok(match request.ablation {
+        None => vec![RunPlan {
+            name: suite.name.clone(),
+            columns: columns(&request.shots, None)?,
+        }],
+        Some(AblationKind::FalseRatio) => request
+            .false_ratios
+            .iter()
+            .map(|&ratio| {
+                Ok(RunPlan {
+                    name: format!("{} false {:.0}%", suite.name, ratio * 100.0),
+                    columns: columns(&request.shots, Some(Ablation::FalseRatio(ratio)))?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some(AblationKind::Position) => (1..=request.position_shots)
+            .map(|position| {
+                Ok(RunPlan {
+                    name: format!("{} position {position}", suite.name),
+                    columns: columns(
+                        &[request.position_shots],
+                        Some(Ablation::Position(position)),
+                    )?,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Runs the evaluation and returns the results of everything in `predictions.jsonl`.
+pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
+    let suite = Suite::load(
+        &request.suite,
+        request.data.as_deref(),
+        request.images.as_deref(),
+    )?;
+    let runs = plan(request, &suite)?;
+    let all: Vec<EvalEpisode> = runs
+        .iter()
+        .flat_map(|r| r.columns.iter().flat_map(|(_, e)| e.iter().cloned()))
+        .collect();
+    if all.is_empty() {
+        bail!("{}: the suite has no episodes", suite.file.display());
+    }
+    check_images(&episode_images(&all), 20)?;
+
+    std::fs::create_dir_all(&request.out)
+        .with_context(|| format!("{}: cannot create", request.out.display()))?;
+    let predictions_path = request.out.join("predictions.jsonl");
+    let mut predictions = read_predictions(&predictions_path)?;
+    let done: HashSet<_> = predictions.iter().map(|p| p.key()).collect();
+    let mut remaining = 0;
+    for run in &runs {
+        for (shots, episodes) in &run.columns {
+            remaining += episodes
+                .iter()
+                .filter(|e| !done.contains(&(run.name.clone(), *shots, e.id.clone())))
+                .count();
+        }
+    }
+    if remaining > 0 {
+        if !predictions.is_empty() {
+            eprintln!(
+                "resuming: {} episodes already in {}, {remaining} to go",
+                predictions.len(),
+                predictions_path.display()
+            );
+        }
+        let tokenizer = LclTokenizer::from_dir(&request.model)?;
+        let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
+        let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
+        let model = load_model(
+            &request.model,
+            &vision_dir,
+            &tokenizer,
+            device,
+            request.precision,
+        )?;
+        let answerer = Answerer {
+            model: &model,
+            tokenizer: &tokenizer,
+            patches: vision.num_patches(),
+            image_size: vision.image_size,
+            generation: GenerationConfig {
+                max_new_tokens: request.max_new_tokens,
+                eos_token_id: tokenizer.eos_id(),
+                pad_token_id: tokenizer.pad_id(),
+                ..GenerationConfig::default()
+            },
+            device,
+        };
+        let mut cache = FeatureCache::new(request.cached_images);
+        let bar = crate::progress::bar(
+            remaining as u64,
+            "{msg} [{bar:40}] {pos}/{len} episodes {per_sec} ETA {eta}",
+        );
+        for run in &runs {
+            for (shots, episodes) in &run.columns {
+                bar.set_message(format!("{} {shots}-shot", run.name));
+                let scored = run_episodes(
+                    &answerer,
+                    &mut cache,
+                    &run.name,
+                    *shots,
+                    episodes,
+                    &done,
+                    request.batch_size,
+                    &predictions_path,
+                    &mut |n| bar.inc(n as u64),
+                )?;
+                predictions.extend(scored);
+            }
+        }
+        bar.finish_and_clear();
+    }
+    let results = Results::from_predictions(&predictions);
+    let json = serde_json::to_string_pretty(&results)?;
+    std::fs::write(request.out.join("results.json"), json + "\n")
+        .with_context(|| format!("{}: cannot write results.json", request.out.display()))?;
+    std::fs::write(request.out.join("results.md"), results.markdown())
+        .with_context(|| format!("{}: cannot write results.md", request.out.display()))?;
+    Ok(results)
+}

@@ -1,0 +1,7 @@
+//! Evaluation: suites, the original's scorer, running episodes with resume, and reports.
+
+pub mod job;
+pub mod report;
+pub mod run;
+pub mod score;
+pub mod suite;

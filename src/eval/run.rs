@@ -1,0 +1,230 @@
+//! Running evaluation episodes through the model: greedy answers in left-padded batches,
+//! image features computed once per run (up to a cache budget), every answer scored and
+//! appended to `predictions.jsonl` as soon as its batch is done, so an interrupted run
+//! resumes without recomputing finished episodes.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+use lcl_model::{GenerationConfig, LclModel};
+use serde::{Deserialize, Serialize};
+
+use crate::data::eval_episodes::EvalEpisode;
+use crate::eval::score::is_correct;
+use crate::image::preprocess_file;
+use crate::template::prompt_ids;
+use crate::tokenizer::LclTokenizer;
+
+/// One scored answer: a line of `predictions.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The run (suite, ablation) it belongs to.
+    pub run: String,
+    /// Support images in all.
+    pub shots: usize,
+    /// The episode's id.
+    pub episode: String,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// The generated text, decoded raw.
+    pub prediction: String,
+    /// The query's class name.
+    pub positive: String,
+    /// The other class's name.
+    pub negative: String,
+    /// The original's verdict.
+    pub correct: bool,
+}
+
+impl Prediction {
+    /// The key resume matches on.
+    pub fn key(&self) -> (String, usize, String) {
+        (self.run.clone(), self.shots, self.episode.clone())
+    }
+}
+
+/// The predictions file of an output folder, read back for resuming and reports. A last
+/// line cut short by an interruption (no final newline) is dropped from the file; any other
+/// malformed line is an error naming it.
+pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        eprintln!(
+            "{}: dropping an unfinished last line (interrupted run)",
+            path.display()
+        );
+        std::fs::write(path, &text[..complete])
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    crate::data::jsonl::read(path)
+}
+
+/// Image features kept on the device, computed once per run while the budget lasts.
+pub struct FeatureCache {
+    features: HashMap<PathBuf, Tensor<2>>,
+    capacity: usize,
+}
+
+impl FeatureCache {
+    /// A cache of at most `capacity` images.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            features: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// Projected features `[images, patches, width]` of `images`, in order.
+    pub fn features(
+        &mut self,
+        model: &LclModel,
+        images: &[PathBuf],
+        image_size: usize,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        let missing: Vec<&PathBuf> = {
+            let mut seen = HashSet::new();
+            images
+                .iter()
+                .filter(|p| !self.features.contains_key(*p) && seen.insert(*p))
+                .collect()
+        };
+        let mut fresh: HashMap<&PathBuf, Tensor<2>> = HashMap::new();
+        if !missing.is_empty() {
+            let mut pixels = Vec::new();
+            for image in &missing {
+                pixels.extend(preprocess_file(image, image_size as u32)?);
+            }
+            let input = Tensor::<4>::from_data(
+                TensorData::new(pixels, [missing.len(), 3, image_size, image_size]),
+                device,
+            );
+            let encoded = model.encode_images(input);
+            let [n, patches, width] = encoded.dims();
+            for (i, image) in missing.iter().enumerate() {
+                let one = encoded
+                    .clone()
+                    .slice([i..i + 1, 0..patches, 0..width])
+                    .reshape([patches, width]);
+                if self.features.len() < self.capacity {
+                    self.features.insert((*image).clone(), one.clone());
+                }
+                fresh.insert(image, one);
+            }
+            debug_assert_eq!(n, missing.len());
+        }
+        let rows: Vec<Tensor<2>> = images
+            .iter()
+            .map(|p| {
+                self.features
+                    .get(p)
+                    .or_else(|| fresh.get(p))
+                    .expect("computed above")
+                    .clone()
+            })
+            .collect();
+        Ok(Tensor::stack(rows, 0))
+    }
+}
+
+/// The model and what it needs to answer episodes.
+pub struct Answerer<'a> {
+    /// The model.
+    pub model: &'a LclModel,
+    /// Its tokenizer.
+    pub tokenizer: &'a LclTokenizer,
+    /// `<im_patch>` tokens per image.
+    pub patches: usize,
+    /// Input resolution of the vision tower.
+    pub image_size: usize,
+    /// Greedy decoding settings (eos and pad ids set from the tokenizer).
+    pub generation: GenerationConfig,
+    /// The device.
+    pub device: &'a Device,
+}
+
+impl Answerer<'_> {
+    /// Answers `episodes` as one left-padded batch: `(prompt tokens, raw answer)` each.
+    pub fn answer(
+        &self,
+        episodes: &[EvalEpisode],
+        cache: &mut FeatureCache,
+    ) -> Result<Vec<(usize, String)>> {
+        let mut prompts = Vec::with_capacity(episodes.len());
+        let mut images = Vec::new();
+        for eval in episodes {
+            let encoded = eval.episode.encode(self.tokenizer, self.patches)?;
+            prompts.push(prompt_ids(&encoded.segments));
+            images.extend(encoded.images);
+        }
+        let features = cache.features(self.model, &images, self.image_size, self.device)?;
+        let generation = self
+            .model
+            .generate(&prompts, Some(features), &self.generation)?;
+        Ok(prompts
+            .iter()
+            .zip(generation.tokens)
+            .map(|(prompt, tokens)| (prompt.len(), self.tokenizer.decode(&tokens, true)))
+            .collect())
+    }
+}
+
+/// Answers and scores every episode of `run` at `shots` not yet in `done`, in batches of
+/// `batch_size`, appending each batch to `predictions` (a JSON-lines file) as it finishes.
+/// `progress` is told how many episodes were just finished.
+#[allow(clippy::too_many_arguments)]
+pub fn run_episodes(
+    answerer: &Answerer,
+    cache: &mut FeatureCache,
+    run: &str,
+    shots: usize,
+    episodes: &[EvalEpisode],
+    done: &HashSet<(String, usize, String)>,
+    batch_size: usize,
+    predictions: &Path,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Prediction>> {
+    let todo: Vec<&EvalEpisode> = episodes
+        .iter()
+        .filter(|e| !done.contains(&(run.to_string(), shots, e.id.clone())))
+        .collect();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(predictions)
+        .with_context(|| format!("{}: cannot open for appending", predictions.display()))?;
+    let mut scored = Vec::with_capacity(todo.len());
+    for chunk in todo.chunks(batch_size.max(1)) {
+        let batch: Vec<EvalEpisode> = chunk.iter().map(|e| (*e).clone()).collect();
+        let answers = answerer.answer(&batch, cache)?;
+        let mut lines = String::new();
+        for (episode, (prompt_tokens, prediction)) in batch.iter().zip(answers) {
+            let record = Prediction {
+                run: run.to_string(),
+                shots,
+                episode: episode.id.clone(),
+                prompt_tokens,
+                correct: is_correct(&prediction, &episode.positive, &episode.negative),
+                prediction,
+                positive: episode.positive.clone(),
+                negative: episode.negative.clone(),
+            };
+            lines.push_str(&serde_json::to_string(&record)?);
+            lines.push('\n');
+            scored.push(record);
+        }
+        file.write_all(lines.as_bytes())
+            .and_then(|()| file.flush())
+            .with_context(|| format!("{}: cannot write", predictions.display()))?;
+        progress(chunk.len());
+    }
+    Ok(scored)
+}

@@ -1,0 +1,164 @@
+//! `lcl eval` end to end on the tiny model: an ISEKAI-format suite over the fixture images,
+//! predictions / results / table files, resume after an interruption, batching that does not
+//! change answers, and bad suites failing before any model work.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use lcl::eval::run::{Prediction, read_predictions};
+
+/// A 3-episode ISEKAI-style suite whose images are the fixture images (copied beside it).
+fn suite(dir: &Path) -> std::path::PathBuf {
+    copy_tree(&fixture("images"), &dir.join("images"));
+    let line = |query: &str, positive: &str, negative: &str| {
+        serde_json::json!({
+            "image_name": format!("images/{query}"),
+            "positive_list": ["images/a.png", "images/c.png"],
+            "negative_list": ["images/b.jpg", "images/d.png"],
+            "positive_promt": positive,
+            "negative_promt": negative,
+            "label_name": positive,
+        })
+        .to_string()
+    };
+    let file = dir.join("tiny-isekai.jsonl");
+    let text = [
+        line("e_16bit.png", "cactihog", "hedgehog"),
+        line("f.webp", "Icemic", "mouse"),
+        line("a.png", "sea lion", "lion"),
+    ]
+    .join("\n");
+    std::fs::write(&file, text + "\n").unwrap();
+    file
+}
+
+fn eval(suite: &Path, out: &Path, shots: &str, extra: &[&str]) -> Output {
+    let model = fixture("tiny-lcl");
+    let vision = fixture("tiny-clip");
+    let mut args = vec![
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--vision",
+        vision.to_str().unwrap(),
+        "--suite",
+        suite.to_str().unwrap(),
+        "--shots",
+        shots,
+        "--max-new-tokens",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_lcl(&args)
+}
+
+#[test]
+fn eval_writes_predictions_results_and_table_and_resumes() {
+    let dir = scratch("eval");
+    let file = suite(&dir);
+    let out = dir.join("out");
+    let first = eval(&file, &out, "0,2,4", &["--batch-size", "3"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let table = String::from_utf8(first.stdout.clone()).unwrap();
+    assert!(table.contains("| run | 0 | 2 | 4 |"), "{table}");
+    assert!(table.contains("| tiny-isekai |"), "{table}");
+    let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
+    assert_eq!(predictions.len(), 9, "3 episodes x 3 shot counts");
+    let zero: Vec<&Prediction> = predictions.iter().filter(|p| p.shots == 0).collect();
+    let four: Vec<&Prediction> = predictions.iter().filter(|p| p.shots == 4).collect();
+    assert!(zero[0].prompt_tokens < four[0].prompt_tokens);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["runs"][0]["name"], "tiny-isekai");
+    assert_eq!(results["runs"][0]["shots"]["2"]["total"], 3);
+    assert!(out.join("results.md").is_file());
+
+    // answering one episode at a time gives the same answers as the left-padded batch
+    let single = dir.join("single");
+    let run = eval(&file, &single, "0,2,4", &["--batch-size", "1"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        read_predictions(&single.join("predictions.jsonl")).unwrap(),
+        predictions
+    );
+
+    // a finished run recomputes nothing
+    let again = eval(&file, &out, "0,2,4", &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(!stderr(&again).contains("loading"), "{}", stderr(&again));
+    assert_eq!(
+        read_predictions(&out.join("predictions.jsonl")).unwrap(),
+        predictions
+    );
+
+    // an interrupted run (last line cut short) resumes and ends with the same predictions
+    let path = out.join("predictions.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.len() - text.lines().last().unwrap().len() / 2 - 1;
+    std::fs::write(&path, &text[..cut]).unwrap();
+    let resumed = eval(&file, &out, "0,2,4", &[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming: 8 episodes"),
+        "{}",
+        stderr(&resumed)
+    );
+    let mut after = read_predictions(&path).unwrap();
+    let mut before = predictions.clone();
+    after.sort_by_key(Prediction::key);
+    before.sort_by_key(Prediction::key);
+    assert_eq!(after, before);
+}
+
+#[test]
+fn the_false_label_ablation_gives_one_row_per_ratio() {
+    let dir = scratch("eval-ablation");
+    let file = suite(&dir);
+    let out = dir.join("out");
+    let run = eval(
+        &file,
+        &out,
+        "4",
+        &["--ablation", "false-ratio", "--batch-size", "3"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    for ratio in ["0%", "25%", "50%", "75%", "100%"] {
+        assert!(
+            table.contains(&format!("| tiny-isekai false {ratio} |")),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_suite_fails_before_loading_the_model_and_names_the_problem() {
+    let dir = scratch("eval-bad");
+    let file = suite(&dir);
+    std::fs::remove_file(dir.join("images/f.webp")).unwrap();
+    let run = eval(&file, &dir.join("out"), "2", &[]);
+    assert!(!run.status.success());
+    let message = stderr(&run);
+    assert!(
+        message.contains("missing") && message.contains("f.webp"),
+        "{message}"
+    );
+    assert!(!message.contains("loading"), "{message}");
+
+    std::fs::write(&file, "{\"image_name\": \"images/a.png\",\n").unwrap();
+    let run = eval(&file, &dir.join("out"), "2", &[]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("tiny-isekai.jsonl:1"),
+        "{}",
+        stderr(&run)
+    );
+
+    let run = eval(Path::new("isekai-10"), &dir.join("out"), "2", &[]);
+    assert!(stderr(&run).contains("--data"), "{}", stderr(&run));
+}
