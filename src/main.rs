@@ -104,6 +104,10 @@ struct EvalArgs {
     /// Most image features kept on the device (each image used again is not re-encoded).
     #[arg(long, default_value_t = 1024)]
     cached_images: usize,
+    /// Re-encode the support set for every query instead of computing it once per support
+    /// set (slower; the answers are the same).
+    #[arg(long)]
+    no_prefix_reuse: bool,
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -123,6 +127,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         seed: args.seed,
         precision: args.dtype,
         cached_images: args.cached_images,
+        prefix_reuse: !args.no_prefix_reuse,
     };
     eprintln!("backend: {}", backend_name());
     let results = evaluate(&request, &default_device())?;

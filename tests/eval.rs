@@ -10,7 +10,7 @@ use std::process::Output;
 use common::*;
 use lcl::eval::run::{Prediction, read_predictions};
 
-/// A 3-episode ISEKAI-style suite whose images are the fixture images (copied beside it).
+/// A 4-episode ISEKAI-style suite (the first two share a support set) whose images are the fixture images (copied beside it).
 fn suite(dir: &Path) -> std::path::PathBuf {
     copy_tree(&fixture("images"), &dir.join("images"));
     let line = |query: &str, positive: &str, negative: &str| {
@@ -27,6 +27,7 @@ fn suite(dir: &Path) -> std::path::PathBuf {
     let file = dir.join("tiny-isekai.jsonl");
     let text = [
         line("e_16bit.png", "cactihog", "hedgehog"),
+        line("g_cmyk.jpg", "cactihog", "hedgehog"),
         line("f.webp", "Icemic", "mouse"),
         line("a.png", "sea lion", "lion"),
     ]
@@ -68,14 +69,14 @@ fn eval_writes_predictions_results_and_table_and_resumes() {
     assert!(table.contains("| run | 0 | 2 | 4 |"), "{table}");
     assert!(table.contains("| tiny-isekai |"), "{table}");
     let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
-    assert_eq!(predictions.len(), 9, "3 episodes x 3 shot counts");
+    assert_eq!(predictions.len(), 12, "4 episodes x 3 shot counts");
     let zero: Vec<&Prediction> = predictions.iter().filter(|p| p.shots == 0).collect();
     let four: Vec<&Prediction> = predictions.iter().filter(|p| p.shots == 4).collect();
     assert!(zero[0].prompt_tokens < four[0].prompt_tokens);
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["runs"][0]["name"], "tiny-isekai");
-    assert_eq!(results["runs"][0]["shots"]["2"]["total"], 3);
+    assert_eq!(results["runs"][0]["shots"]["2"]["total"], 4);
     assert!(out.join("results.md").is_file());
 
     // answering one episode at a time gives the same answers as the left-padded batch
@@ -104,7 +105,7 @@ fn eval_writes_predictions_results_and_table_and_resumes() {
     let resumed = eval(&file, &out, "0,2,4", &[]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
-        stderr(&resumed).contains("resuming: 8 episodes"),
+        stderr(&resumed).contains("resuming: 11 episodes"),
         "{}",
         stderr(&resumed)
     );

@@ -292,3 +292,128 @@ fn image_count_must_match_patch_tokens() {
         .unwrap_err();
     assert!(err.0.contains("no image was given"), "{err}");
 }
+
+#[test]
+fn a_support_prefix_computed_once_gives_the_reference_answers() {
+    let model = tiny_model("tiny-lcl", DType::F32);
+    let (input, pixels, greedy) = episode("episode");
+    let meta = json("ref/episode.json");
+    let segments: Vec<Vec<u32>> = meta["segment_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    let (query, support) = segments.split_last().unwrap();
+    let prefix: Vec<u32> = support.concat();
+    assert_eq!([prefix.clone(), query.clone()].concat(), input);
+    let features = model.encode_images(pixels);
+    let [images, patches, width] = features.dims();
+    let support_features = features
+        .clone()
+        .slice([0..images - 1, 0..patches, 0..width]);
+    let query_features = features.slice([images - 1..images, 0..patches, 0..width]);
+    let cache = model.prefill(&prefix, Some(support_features)).unwrap();
+    let config = GenerationConfig {
+        max_new_tokens: greedy.len(),
+        ..GenerationConfig::default()
+    };
+    // two queries after one support set: both continue the shared cache
+    let generated = model
+        .generate_after(
+            &cache,
+            &[query.clone(), query.clone()],
+            Some(Tensor::cat(vec![query_features.clone(), query_features], 0)),
+            &config,
+        )
+        .unwrap();
+    assert_eq!(generated.tokens[0], greedy, "reused prefix, row 0");
+    assert_eq!(generated.tokens[1], greedy, "reused prefix, row 1");
+    let logits = reference("episode_logits");
+    let vocab = logits.shape[1];
+    let last = &logits.data[logits.data.len() - vocab..];
+    let ours = values(generated.prompt_logits);
+    assert_close(
+        "prefix-reuse prompt logits",
+        &ours[..vocab],
+        last,
+        f32_tolerance(),
+    );
+    assert_close(
+        "prefix-reuse prompt logits row 1",
+        &ours[vocab..],
+        last,
+        f32_tolerance(),
+    );
+}
+
+#[test]
+fn distinct_queries_after_one_prefix_answer_as_their_whole_prompts() {
+    let model = tiny_model("tiny-lcl", DType::F32);
+    let (input, pixels, _) = episode("episode");
+    let meta = json("ref/episode.json");
+    let segments: Vec<Vec<u32>> = meta["segment_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    let (query, support) = segments.split_last().unwrap();
+    let prefix: Vec<u32> = support.concat();
+    let features = model.encode_images(pixels);
+    let [images, patches, width] = features.dims();
+    let (_, other_pixels, _) = episode("episode2");
+    let other = model.encode_images(other_pixels);
+    let queries = Tensor::cat(
+        vec![
+            features
+                .clone()
+                .slice([images - 1..images, 0..patches, 0..width]),
+            other.slice([1..2, 0..patches, 0..width]),
+        ],
+        0,
+    );
+    let config = GenerationConfig {
+        max_new_tokens: 8,
+        eos_token_id: u32::MAX,
+        ..GenerationConfig::default()
+    };
+    let support_features = features
+        .clone()
+        .slice([0..images - 1, 0..patches, 0..width]);
+    let mut expected = Vec::new();
+    for row in 0..2 {
+        let all = Tensor::cat(
+            vec![
+                support_features.clone(),
+                queries.clone().slice([row..row + 1, 0..patches, 0..width]),
+            ],
+            0,
+        );
+        expected.push(
+            model
+                .generate(std::slice::from_ref(&input), Some(all), &config)
+                .unwrap(),
+        );
+    }
+    let cache = model.prefill(&prefix, Some(support_features)).unwrap();
+    let reused = model
+        .generate_after(
+            &cache,
+            &[query.clone(), query.clone()],
+            Some(queries),
+            &config,
+        )
+        .unwrap();
+    let vocab = reused.prompt_logits.dims()[1];
+    let reused_logits = values(reused.prompt_logits);
+    for row in 0..2 {
+        assert_close(
+            &format!("row {row} prompt logits"),
+            &reused_logits[row * vocab..(row + 1) * vocab],
+            &values(expected[row].prompt_logits.clone()),
+            f32_tolerance(),
+        );
+        assert_eq!(reused.tokens[row], expected[row].tokens[0], "row {row}");
+    }
+}

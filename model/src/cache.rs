@@ -52,6 +52,26 @@ impl KvCache {
         (!self.valid.is_empty()).then_some(self.valid.len())
     }
 
+    /// This one-row cache repeated for `rows` rows (a shared prompt prefix reused by
+    /// several continuations).
+    pub fn repeat_rows(&self, rows: usize) -> Self {
+        assert_eq!(self.valid.len(), 1, "only a one-row cache can be repeated");
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| {
+                    layer.as_ref().map(|l| LayerCache {
+                        keys: l.keys.clone().repeat_dim(0, rows),
+                        values: l.values.clone().repeat_dim(0, rows),
+                        len: l.len,
+                    })
+                })
+                .collect(),
+            valid: vec![self.valid[0].clone(); rows],
+        }
+    }
+
     /// Registers `new_valid[b][t]` for the tokens of the next forward call and returns their
     /// positions (the count of real tokens before each one in its row) and the mask to use.
     pub fn advance(

@@ -4,6 +4,7 @@
 use burn::tensor::Tensor;
 
 use crate::batch::TokenBatch;
+use crate::cache::KvCache;
 use crate::lcl::{InputError, LclModel};
 use crate::rng::Rng;
 
@@ -55,11 +56,54 @@ impl LclModel {
         image_features: Option<Tensor<3>>,
         config: &GenerationConfig,
     ) -> Result<Generation, InputError> {
+        self.continue_prompts(self.new_cache(), prompts, image_features, config)
+    }
+
+    /// Runs a one-row prompt prefix (e.g. a support set shared by several queries) and
+    /// returns its cache, for [`LclModel::generate_after`].
+    pub fn prefill(
+        &self,
+        prefix: &[u32],
+        image_features: Option<Tensor<3>>,
+    ) -> Result<KvCache, InputError> {
+        if prefix.is_empty() {
+            return Err(InputError("cannot prefill an empty prefix".into()));
+        }
+        let mut cache = self.new_cache();
+        let batch = TokenBatch::left_padded(&[prefix.to_vec()], 0);
+        self.forward_hidden(&batch, image_features, &mut cache)?;
+        Ok(cache)
+    }
+
+    /// Generates a continuation of `prefix + suffix` for each suffix, computing the shared
+    /// prefix once (`prefix` from [`LclModel::prefill`]); `image_features` are those of the
+    /// suffixes only. Gives the answers of [`LclModel::generate`] on the whole prompts.
+    pub fn generate_after(
+        &self,
+        prefix: &KvCache,
+        suffixes: &[Vec<u32>],
+        image_features: Option<Tensor<3>>,
+        config: &GenerationConfig,
+    ) -> Result<Generation, InputError> {
+        self.continue_prompts(
+            prefix.repeat_rows(suffixes.len()),
+            suffixes,
+            image_features,
+            config,
+        )
+    }
+
+    fn continue_prompts(
+        &self,
+        mut cache: KvCache,
+        prompts: &[Vec<u32>],
+        image_features: Option<Tensor<3>>,
+        config: &GenerationConfig,
+    ) -> Result<Generation, InputError> {
         if prompts.iter().any(Vec::is_empty) {
             return Err(InputError("cannot generate from an empty prompt".into()));
         }
         let batch = TokenBatch::left_padded(prompts, config.pad_token_id);
-        let mut cache = self.new_cache();
         let hidden = self.forward_hidden(&batch, image_features, &mut cache)?;
         let prompt_logits = self.last_logits(hidden);
         let mut sampler = Sampler::new(config);

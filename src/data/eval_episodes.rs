@@ -161,7 +161,8 @@ pub fn imagenet_episodes(
 }
 
 /// The episodes of an ISEKAI file (ISEKAI-10 or ISEKAI-pair) at `shots`: the first
-/// `shots / 2` images of each list, class names as written in the file.
+/// `shots / 2` images of each list, class names as written in the file; records with the
+/// same support set get the same shuffle (one shared prompt prefix).
 pub fn isekai_episodes(
     records: &[IsekaiEpisode],
     file: &Path,
@@ -184,12 +185,13 @@ pub fn isekai_episodes(
                 );
             }
             let support_key = format!(
-                "{}|{}|{}",
+                "{}|{}|{}|{}",
                 record.positive_promt,
                 record.negative_promt,
-                record.positive_list[..k].join(",")
+                record.positive_list[..k].join(","),
+                record.negative_list[..k].join(",")
             );
-            let mut rng = Rng::derive(seed, &[4, index as u64, shots as u64]);
+            let mut rng = Rng::derive(seed, &[4, key_hash(&support_key), shots as u64]);
             let support = two_way_support(
                 &record.positive_list,
                 &record.positive_promt,
@@ -210,6 +212,13 @@ pub fn isekai_episodes(
         .collect()
 }
 
+/// A stable 64-bit hash (FNV-1a) of a support key, to seed per-support-set choices.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A label ablation of the paper.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Ablation {
@@ -225,13 +234,7 @@ impl Ablation {
     pub fn apply(&self, episodes: &mut [EvalEpisode], seed: u64) -> Result<()> {
         for episode in episodes.iter_mut() {
             let support = &mut episode.episode.support;
-            let key: u64 = episode
-                .support_key
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
-            let mut rng = Rng::derive(seed, &[5, key]);
+            let mut rng = Rng::derive(seed, &[5, key_hash(&episode.support_key)]);
             let positions: Vec<usize> = match *self {
                 Ablation::FalseRatio(ratio) => {
                     if !(0.0..=1.0).contains(&ratio) {
@@ -403,6 +406,10 @@ mod tests {
                 .any(|s| s.image == Path::new("/i/hedgehog/3.jpg"))
         );
         assert_eq!(episodes[0].positive, "Cactihog");
+        assert_eq!(
+            episodes[1].episode.support, episodes[0].episode.support,
+            "one support set, one shuffle: a shared prompt prefix"
+        );
         let err = isekai_episodes(&records, Path::new("isekai.jsonl"), 18, Path::new("/i"), 0)
             .unwrap_err();
         assert!(err.to_string().contains("isekai.jsonl record 1"), "{err}");

@@ -10,7 +10,7 @@ use lcl_model::{ClipVisionConfig, GenerationConfig};
 
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
 use crate::eval::report::Results;
-use crate::eval::run::{Answerer, FeatureCache, read_predictions, run_episodes};
+use crate::eval::run::{Answerer, RunCache, read_predictions, run_episodes};
 use crate::eval::suite::{Suite, check_images};
 use crate::infer::{Precision, load_model, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
@@ -57,6 +57,8 @@ pub struct EvalRequest {
     pub precision: Precision,
     /// Most image features kept on the device.
     pub cached_images: usize,
+    /// Encode each support set once for all its queries.
+    pub prefix_reuse: bool,
 }
 
 /// One row of the table: a name and the episodes of each of its shot counts.
@@ -161,9 +163,10 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
                 pad_token_id: tokenizer.pad_id(),
                 ..GenerationConfig::default()
             },
+            reuse_prefix: request.prefix_reuse,
             device,
         };
-        let mut cache = FeatureCache::new(request.cached_images);
+        let mut cache = RunCache::new(request.cached_images);
         let bar = crate::progress::bar(
             remaining as u64,
             "{msg} [{bar:40}] {pos}/{len} episodes {per_sec} ETA {eta}",

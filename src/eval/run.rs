@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor, TensorData};
-use lcl_model::{GenerationConfig, LclModel};
+use lcl_model::{GenerationConfig, KvCache, LclModel};
 use serde::{Deserialize, Serialize};
 
 use crate::data::eval_episodes::EvalEpisode;
@@ -67,18 +67,34 @@ pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>> {
     crate::data::jsonl::read(path)
 }
 
-/// Image features kept on the device, computed once per run while the budget lasts.
-pub struct FeatureCache {
+/// What a run computes once and reuses: image features kept on the device while the budget
+/// lasts, and the KV cache of the last support set.
+pub struct RunCache {
     features: HashMap<PathBuf, Tensor<2>>,
     capacity: usize,
+    prefix: Option<(Prompt, KvCache)>,
 }
 
-impl FeatureCache {
-    /// A cache of at most `capacity` images.
+/// A prompt (or prompt part): its ids and the images of its `<im_patch>` runs.
+#[derive(Debug, Clone, PartialEq)]
+struct Prompt {
+    ids: Vec<u32>,
+    images: Vec<PathBuf>,
+}
+
+/// An encoded episode split into its support prefix and its query segment.
+struct SplitPrompt {
+    prefix: Prompt,
+    query: Prompt,
+}
+
+impl RunCache {
+    /// A cache of at most `capacity` images' features.
     pub fn new(capacity: usize) -> Self {
         Self {
             features: HashMap::new(),
             capacity,
+            prefix: None,
         }
     }
 
@@ -147,33 +163,107 @@ pub struct Answerer<'a> {
     pub image_size: usize,
     /// Greedy decoding settings (eos and pad ids set from the tokenizer).
     pub generation: GenerationConfig,
+    /// Encode a support set once for all the queries that share it.
+    pub reuse_prefix: bool,
     /// The device.
     pub device: &'a Device,
 }
 
 impl Answerer<'_> {
-    /// Answers `episodes` as one left-padded batch: `(prompt tokens, raw answer)` each.
+    /// Answers `episodes` (in order): `(prompt tokens, raw answer)` each. With prefix reuse,
+    /// consecutive episodes whose support shots render the same run as one batch after
+    /// that prefix, computed once (and kept for the next batch).
     pub fn answer(
         &self,
         episodes: &[EvalEpisode],
-        cache: &mut FeatureCache,
+        cache: &mut RunCache,
     ) -> Result<Vec<(usize, String)>> {
         let mut prompts = Vec::with_capacity(episodes.len());
-        let mut images = Vec::new();
         for eval in episodes {
             let encoded = eval.episode.encode(self.tokenizer, self.patches)?;
-            prompts.push(prompt_ids(&encoded.segments));
-            images.extend(encoded.images);
+            let (query, support) = encoded.segments.split_last().expect("a query segment");
+            let support_images = encoded.images.len() - 1;
+            prompts.push(SplitPrompt {
+                prefix: Prompt {
+                    ids: prompt_ids(support),
+                    images: encoded.images[..support_images].to_vec(),
+                },
+                query: Prompt {
+                    ids: query.ids.clone(),
+                    images: encoded.images[support_images..].to_vec(),
+                },
+            });
         }
+        if !self.reuse_prefix || prompts.iter().all(|p| p.prefix.ids.is_empty()) {
+            return self.answer_whole(&prompts, cache);
+        }
+        let mut answers = Vec::with_capacity(episodes.len());
+        for group in prompts.chunk_by(|a, b| a.prefix == b.prefix) {
+            answers.extend(self.answer_after_prefix(group, cache)?);
+        }
+        Ok(answers)
+    }
+
+    /// Prompts sharing one prefix: the prefix's cache (reused or computed), then every query
+    /// segment as one batch after it.
+    fn answer_after_prefix(
+        &self,
+        group: &[SplitPrompt],
+        cache: &mut RunCache,
+    ) -> Result<Vec<(usize, String)>> {
+        let prefix = &group[0].prefix;
+        if cache.prefix.as_ref().is_none_or(|(p, _)| p != prefix) {
+            let features =
+                cache.features(self.model, &prefix.images, self.image_size, self.device)?;
+            let kv = self.model.prefill(&prefix.ids, Some(features))?;
+            cache.prefix = Some((prefix.clone(), kv));
+        }
+        let suffixes: Vec<Vec<u32>> = group.iter().map(|p| p.query.ids.clone()).collect();
+        let images: Vec<PathBuf> = group
+            .iter()
+            .flat_map(|p| p.query.images.iter().cloned())
+            .collect();
+        let features = cache.features(self.model, &images, self.image_size, self.device)?;
+        let (_, kv) = cache.prefix.as_ref().expect("set above");
+        let generation =
+            self.model
+                .generate_after(kv, &suffixes, Some(features), &self.generation)?;
+        Ok(self.decode(group, generation.tokens))
+    }
+
+    /// Whole prompts as one left-padded batch.
+    fn answer_whole(
+        &self,
+        prompts: &[SplitPrompt],
+        cache: &mut RunCache,
+    ) -> Result<Vec<(usize, String)>> {
+        let ids: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| [p.prefix.ids.as_slice(), &p.query.ids].concat())
+            .collect();
+        let images: Vec<PathBuf> = prompts
+            .iter()
+            .flat_map(|p| p.prefix.images.iter().chain(&p.query.images).cloned())
+            .collect();
         let features = cache.features(self.model, &images, self.image_size, self.device)?;
         let generation = self
             .model
-            .generate(&prompts, Some(features), &self.generation)?;
-        Ok(prompts
+            .generate(&ids, Some(features), &self.generation)?;
+        Ok(self.decode(prompts, generation.tokens))
+    }
+
+    /// `(prompt tokens, raw answer)` of each prompt.
+    fn decode(&self, prompts: &[SplitPrompt], tokens: Vec<Vec<u32>>) -> Vec<(usize, String)> {
+        prompts
             .iter()
-            .zip(generation.tokens)
-            .map(|(prompt, tokens)| (prompt.len(), self.tokenizer.decode(&tokens, true)))
-            .collect())
+            .zip(tokens)
+            .map(|(p, t)| {
+                (
+                    p.prefix.ids.len() + p.query.ids.len(),
+                    self.tokenizer.decode(&t, true),
+                )
+            })
+            .collect()
     }
 }
 
@@ -183,7 +273,7 @@ impl Answerer<'_> {
 #[allow(clippy::too_many_arguments)]
 pub fn run_episodes(
     answerer: &Answerer,
-    cache: &mut FeatureCache,
+    cache: &mut RunCache,
     run: &str,
     shots: usize,
     episodes: &[EvalEpisode],
