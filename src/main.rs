@@ -13,6 +13,7 @@ use lcl::data::image_folder::ImageFolder;
 use lcl::data::split::ClassSplit;
 use lcl::data::train_set::{EpisodeSampler, TrainSetSpec};
 use lcl::eval::job::{AblationKind, EvalRequest, evaluate};
+use lcl::eval::run::ScoreMode;
 use lcl::infer::{InferRequest, Precision, SupportShot, render_prompt, run};
 use lcl::neighbors::{NeighborJob, NeighborSettings};
 use lcl_model::GenerationConfig;
@@ -108,6 +109,10 @@ struct EvalArgs {
     /// set (slower; the answers are the same).
     #[arg(long)]
     no_prefix_reuse: bool,
+    /// Scoring: `generate` (greedy answer, the original's rule) and/or `likelihood` (the
+    /// more likely of the two candidate answers), comma-separated; each gives its own rows.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "generate")]
+    score: Vec<ScoreMode>,
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -128,6 +133,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         precision: args.dtype,
         cached_images: args.cached_images,
         prefix_reuse: !args.no_prefix_reuse,
+        scores: args.score,
     };
     eprintln!("backend: {}", backend_name());
     let results = evaluate(&request, &default_device())?;

@@ -163,3 +163,93 @@ fn a_bad_suite_fails_before_loading_the_model_and_names_the_problem() {
     let run = eval(Path::new("isekai-10"), &dir.join("out"), "2", &[]);
     assert!(stderr(&run).contains("--data"), "{}", stderr(&run));
 }
+
+#[test]
+fn likelihood_scoring_sums_the_answer_log_probabilities() {
+    use burn::tensor::DType;
+    use burn::tensor::activation::log_softmax;
+    use lcl::data::isekai;
+    use lcl::episode::IGNORE_INDEX;
+    use lcl::eval::run::{Answerer, RunCache};
+    use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
+    use lcl_model::{GenerationConfig, LclModel, TokenBatch};
+
+    let dir = scratch("eval-likelihood");
+    let file = suite(&dir);
+    let records = isekai::read(&file).unwrap();
+    let episodes = lcl::data::eval_episodes::isekai_episodes(&records, &file, 2, &dir, 42).unwrap();
+    let device = device();
+    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
+    let model = LclModel::from_pretrained(
+        &fixture("tiny-lcl"),
+        &fixture("tiny-clip"),
+        tokenizer.special_id(IMAGE_PATCH).unwrap(),
+        &device,
+        DType::F32,
+    )
+    .unwrap();
+    let answerer = Answerer {
+        model: &model,
+        tokenizer: &tokenizer,
+        patches: 16,
+        image_size: 56,
+        generation: GenerationConfig::default(),
+        reuse_prefix: true,
+        device: &device,
+    };
+    let mut cache = RunCache::new(64);
+    let batched = answerer.likelihoods(&episodes, &mut cache).unwrap();
+    assert_eq!(batched.len(), 4);
+    // the same sums from full logits of one whole sequence at a time
+    for (eval, candidates) in episodes.iter().zip(&batched) {
+        for (label, expected) in [
+            (&eval.positive, candidates.positive),
+            (&eval.negative, candidates.negative),
+        ] {
+            let mut episode = eval.episode.clone();
+            episode.answer = Some(label.clone());
+            let encoded = episode.encode(&tokenizer, 16).unwrap();
+            let features = cache
+                .features(&model, &encoded.images, 56, &device)
+                .unwrap();
+            let logits = model
+                .forward_logits(
+                    &TokenBatch::left_padded(std::slice::from_ref(&encoded.ids), 0),
+                    Some(features),
+                )
+                .unwrap();
+            let vocab = logits.dims()[2];
+            let log_probs = values(log_softmax(logits, 2));
+            let total: f64 = (1..encoded.ids.len())
+                .filter(|&p| encoded.labels[p] != IGNORE_INDEX)
+                .map(|p| f64::from(log_probs[(p - 1) * vocab + encoded.ids[p] as usize]))
+                .sum();
+            assert!(
+                (total - expected).abs() < 1e-3,
+                "{}: {label}: {total} vs batched {expected}",
+                eval.id
+            );
+            assert!(total < 0.0);
+        }
+        assert_eq!(
+            candidates.prompt_tokens,
+            eval.episode.encode(&tokenizer, 16).unwrap().ids.len()
+        );
+    }
+
+    let out = dir.join("out");
+    let run = eval(&file, &out, "2", &["--score", "generate,likelihood"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    assert!(table.contains("| tiny-isekai likelihood |"), "{table}");
+    let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
+    let scored: Vec<&Prediction> = predictions
+        .iter()
+        .filter(|p| p.run.ends_with("likelihood"))
+        .collect();
+    assert_eq!(scored.len(), 4);
+    for p in scored {
+        let (positive, negative) = p.log_likelihoods.unwrap();
+        assert_eq!(p.correct, positive > negative);
+    }
+}

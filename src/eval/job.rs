@@ -10,7 +10,7 @@ use lcl_model::{ClipVisionConfig, GenerationConfig};
 
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
 use crate::eval::report::Results;
-use crate::eval::run::{Answerer, RunCache, read_predictions, run_episodes};
+use crate::eval::run::{Answerer, RunCache, ScoreMode, read_predictions, run_episodes};
 use crate::eval::suite::{Suite, check_images};
 use crate::infer::{Precision, load_model, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
@@ -59,12 +59,18 @@ pub struct EvalRequest {
     pub cached_images: usize,
     /// Encode each support set once for all its queries.
     pub prefix_reuse: bool,
+    /// Scoring modes; each gives its own rows (likelihood rows are suffixed ` likelihood`).
+    pub scores: Vec<ScoreMode>,
 }
 
-/// One row of the table: a name and the episodes of each of its shot counts.
+/// The episodes of each shot count of one row.
+type Columns = Vec<(usize, Vec<EvalEpisode>)>;
+
+/// One row of the table: a name, a scoring mode and its columns.
 struct RunPlan {
     name: String,
-    columns: Vec<(usize, Vec<EvalEpisode>)>,
+    mode: ScoreMode,
+    columns: Columns,
 }
 
 fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
@@ -74,33 +80,44 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
             .map(|&n| Ok((n, suite.episodes(n, ablation, request.seed)?)))
             .collect()
     };
-    Ok(match request.ablation {
-        None => vec![RunPlan {
-            name: suite.name.clone(),
-            columns: columns(&request.shots, None)?,
-        }],
+    let rows: Vec<(String, Columns)> = match request.ablation {
+        None => vec![(suite.name.clone(), columns(&request.shots, None)?)],
         Some(AblationKind::FalseRatio) => request
             .false_ratios
             .iter()
             .map(|&ratio| {
-                Ok(RunPlan {
-                    name: format!("{} false {:.0}%", suite.name, ratio * 100.0),
-                    columns: columns(&request.shots, Some(Ablation::FalseRatio(ratio)))?,
-                })
+                Ok((
+                    format!("{} false {:.0}%", suite.name, ratio * 100.0),
+                    columns(&request.shots, Some(Ablation::FalseRatio(ratio)))?,
+                ))
             })
             .collect::<Result<_>>()?,
         Some(AblationKind::Position) => (1..=request.position_shots)
             .map(|position| {
-                Ok(RunPlan {
-                    name: format!("{} position {position}", suite.name),
-                    columns: columns(
+                Ok((
+                    format!("{} position {position}", suite.name),
+                    columns(
                         &[request.position_shots],
                         Some(Ablation::Position(position)),
                     )?,
-                })
+                ))
             })
             .collect::<Result<_>>()?,
-    })
+    };
+    let mut plans = Vec::new();
+    for mode in &request.scores {
+        for (name, columns) in &rows {
+            plans.push(RunPlan {
+                name: match mode {
+                    ScoreMode::Generate => name.clone(),
+                    ScoreMode::Likelihood => format!("{name} likelihood"),
+                },
+                mode: *mode,
+                columns: columns.clone(),
+            });
+        }
+    }
+    Ok(plans)
 }
 
 /// Runs the evaluation and returns the results of everything in `predictions.jsonl`.
@@ -181,6 +198,7 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
                     *shots,
                     episodes,
                     &done,
+                    run.mode,
                     request.batch_size,
                     &predictions_path,
                     &mut |n| bar.inc(n as u64),

@@ -106,6 +106,7 @@ mod tests {
             positive: "a".into(),
             negative: "b".into(),
             correct,
+            log_likelihoods: None,
         }
     }
 

@@ -35,8 +35,21 @@ pub struct Prediction {
     pub positive: String,
     /// The other class's name.
     pub negative: String,
-    /// The original's verdict.
+    /// The verdict: the original's rule on the generated answer, or (likelihood scoring)
+    /// whether the positive answer is the more likely one.
     pub correct: bool,
+    /// Likelihood scoring: log-likelihoods of the positive and the negative answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_likelihoods: Option<(f64, f64)>,
+}
+
+/// How answers are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreMode {
+    /// Greedy generation scored with the original's rule.
+    Generate,
+    /// The more likely of the two candidate answers.
+    Likelihood,
 }
 
 impl Prediction {
@@ -278,6 +291,7 @@ pub fn run_episodes(
     shots: usize,
     episodes: &[EvalEpisode],
     done: &HashSet<(String, usize, String)>,
+    mode: ScoreMode,
     batch_size: usize,
     predictions: &Path,
     progress: &mut dyn FnMut(usize),
@@ -294,19 +308,48 @@ pub fn run_episodes(
     let mut scored = Vec::with_capacity(todo.len());
     for chunk in todo.chunks(batch_size.max(1)) {
         let batch: Vec<EvalEpisode> = chunk.iter().map(|e| (*e).clone()).collect();
-        let answers = answerer.answer(&batch, cache)?;
-        let mut lines = String::new();
-        for (episode, (prompt_tokens, prediction)) in batch.iter().zip(answers) {
-            let record = Prediction {
+        let record =
+            |e: &EvalEpisode, prompt_tokens, prediction, correct, log_likelihoods| Prediction {
                 run: run.to_string(),
                 shots,
-                episode: episode.id.clone(),
+                episode: e.id.clone(),
                 prompt_tokens,
-                correct: is_correct(&prediction, &episode.positive, &episode.negative),
                 prediction,
-                positive: episode.positive.clone(),
-                negative: episode.negative.clone(),
+                positive: e.positive.clone(),
+                negative: e.negative.clone(),
+                correct,
+                log_likelihoods,
             };
+        let records: Vec<Prediction> = match mode {
+            ScoreMode::Generate => answerer
+                .answer(&batch, cache)?
+                .into_iter()
+                .zip(&batch)
+                .map(|((tokens, text), e)| {
+                    let correct = is_correct(&text, &e.positive, &e.negative);
+                    record(e, tokens, text, correct, None)
+                })
+                .collect(),
+            ScoreMode::Likelihood => answerer
+                .likelihoods(&batch, cache)?
+                .into_iter()
+                .zip(&batch)
+                .map(|(c, e)| {
+                    let correct = c.positive > c.negative;
+                    let chosen = if correct { &e.positive } else { &e.negative };
+                    let text = crate::template::query_answer(chosen);
+                    record(
+                        e,
+                        c.prompt_tokens,
+                        text,
+                        correct,
+                        Some((c.positive, c.negative)),
+                    )
+                })
+                .collect(),
+        };
+        let mut lines = String::new();
+        for record in records {
             lines.push_str(&serde_json::to_string(&record)?);
             lines.push('\n');
             scored.push(record);
