@@ -78,6 +78,13 @@ fn eval_writes_predictions_results_and_table_and_resumes() {
     assert_eq!(results["runs"][0]["name"], "tiny-isekai");
     assert_eq!(results["runs"][0]["shots"]["2"]["total"], 4);
     assert!(out.join("results.md").is_file());
+    let plot = image::open(out.join("accuracy.png")).expect("a PNG plot");
+    assert_eq!((plot.width(), plot.height()), (900, 560));
+    let rgb = plot.to_rgb8();
+    assert!(
+        rgb.pixels().any(|p| p.0 != [255, 255, 255]),
+        "something is drawn"
+    );
 
     // answering one episode at a time gives the same answers as the left-padded batch
     let single = dir.join("single");
@@ -135,6 +142,20 @@ fn the_false_label_ablation_gives_one_row_per_ratio() {
             "{table}"
         );
     }
+    assert!(image::open(out.join("false-ratio.png")).is_ok());
+
+    let positions = dir.join("positions");
+    let run = eval(
+        &file,
+        &positions,
+        "4",
+        &["--ablation", "position", "--position-shots", "4"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    assert!(table.contains("| tiny-isekai position 4 |"), "{table}");
+    assert!(!table.contains("position 5"), "{table}");
+    assert!(image::open(positions.join("position.png")).is_ok());
 }
 
 #[test]

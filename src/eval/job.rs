@@ -9,6 +9,7 @@ use burn::tensor::Device;
 use lcl_model::{ClipVisionConfig, GenerationConfig};
 
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
+use crate::eval::plot::{Line, plot_lines};
 use crate::eval::report::Results;
 use crate::eval::run::{Answerer, RunCache, ScoreMode, read_predictions, run_episodes};
 use crate::eval::suite::{Suite, check_images};
@@ -70,6 +71,8 @@ type Columns = Vec<(usize, Vec<EvalEpisode>)>;
 struct RunPlan {
     name: String,
     mode: ScoreMode,
+    /// The corrupted position of a position-ablation row.
+    position: Option<usize>,
     columns: Columns,
 }
 
@@ -80,14 +83,15 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
             .map(|&n| Ok((n, suite.episodes(n, ablation, request.seed)?)))
             .collect()
     };
-    let rows: Vec<(String, Columns)> = match request.ablation {
-        None => vec![(suite.name.clone(), columns(&request.shots, None)?)],
+    let rows: Vec<(String, Option<usize>, Columns)> = match request.ablation {
+        None => vec![(suite.name.clone(), None, columns(&request.shots, None)?)],
         Some(AblationKind::FalseRatio) => request
             .false_ratios
             .iter()
             .map(|&ratio| {
                 Ok((
                     format!("{} false {:.0}%", suite.name, ratio * 100.0),
+                    None,
                     columns(&request.shots, Some(Ablation::FalseRatio(ratio)))?,
                 ))
             })
@@ -96,6 +100,7 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
             .map(|position| {
                 Ok((
                     format!("{} position {position}", suite.name),
+                    Some(position),
                     columns(
                         &[request.position_shots],
                         Some(Ablation::Position(position)),
@@ -106,13 +111,14 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
     };
     let mut plans = Vec::new();
     for mode in &request.scores {
-        for (name, columns) in &rows {
+        for (name, position, columns) in &rows {
             plans.push(RunPlan {
                 name: match mode {
                     ScoreMode::Generate => name.clone(),
                     ScoreMode::Likelihood => format!("{name} likelihood"),
                 },
                 mode: *mode,
+                position: *position,
                 columns: columns.clone(),
             });
         }
@@ -214,5 +220,66 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
         .with_context(|| format!("{}: cannot write results.json", request.out.display()))?;
     std::fs::write(request.out.join("results.md"), results.markdown())
         .with_context(|| format!("{}: cannot write results.md", request.out.display()))?;
+    plot(request, &suite, &runs, &results)?;
     Ok(results)
+}
+
+/// The run's plot: accuracy against shots (one line per row of this run), or for the
+/// position ablation accuracy against the corrupted position (one line per scoring mode).
+fn plot(request: &EvalRequest, suite: &Suite, runs: &[RunPlan], results: &Results) -> Result<()> {
+    let accuracy = |name: &str, shots: usize| {
+        results
+            .runs
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.shots.get(&shots))
+            .map(|cell| cell.accuracy)
+    };
+    let (lines, title, x_label, file): (Vec<Line>, String, &str, &str) = match request.ablation {
+        Some(AblationKind::Position) => {
+            let lines = request
+                .scores
+                .iter()
+                .map(|mode| Line {
+                    name: format!("{} {mode:?}", suite.name).to_lowercase(),
+                    points: runs
+                        .iter()
+                        .filter(|r| r.mode == *mode)
+                        .filter_map(|r| {
+                            let position = r.position? as f64;
+                            Some((position, accuracy(&r.name, request.position_shots)?))
+                        })
+                        .collect(),
+                })
+                .collect();
+            let title = format!(
+                "{}: one corrupted label in {} shots",
+                suite.name, request.position_shots
+            );
+            (lines, title, "corrupted position", "position.png")
+        }
+        ablation => {
+            let lines = runs
+                .iter()
+                .map(|r| Line {
+                    name: r.name.clone(),
+                    points: r
+                        .columns
+                        .iter()
+                        .filter_map(|(n, _)| Some((*n as f64, accuracy(&r.name, *n)?)))
+                        .collect(),
+                })
+                .collect();
+            let (title, file) = if ablation.is_some() {
+                (
+                    format!("{}: false-label ratio", suite.name),
+                    "false-ratio.png",
+                )
+            } else {
+                (suite.name.clone(), "accuracy.png")
+            };
+            (lines, title, "shots", file)
+        }
+    };
+    plot_lines(&lines, &title, x_label, &request.out.join(file))
 }

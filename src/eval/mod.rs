@@ -2,6 +2,7 @@
 
 pub mod job;
 pub mod likelihood;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod score;
