@@ -293,19 +293,24 @@ fn image_count_must_match_patch_tokens() {
     assert!(err.0.contains("no image was given"), "{err}");
 }
 
-#[test]
-fn a_support_prefix_computed_once_gives_the_reference_answers() {
-    let model = tiny_model("tiny-lcl", DType::F32);
-    let (input, pixels, greedy) = episode("episode");
+/// The reference episode's ids split into its support prefix and its query segment.
+fn split_reference_episode() -> (Vec<u32>, Vec<u32>) {
     let meta = json("ref/episode.json");
-    let segments: Vec<Vec<u32>> = meta["segment_ids"]
+    let mut segments: Vec<Vec<u32>> = meta["segment_ids"]
         .as_array()
         .unwrap()
         .iter()
         .map(ids)
         .collect();
-    let (query, support) = segments.split_last().unwrap();
-    let prefix: Vec<u32> = support.concat();
+    let query = segments.pop().unwrap();
+    (segments.concat(), query)
+}
+
+#[test]
+fn a_support_prefix_computed_once_gives_the_reference_answers() {
+    let model = tiny_model("tiny-lcl", DType::F32);
+    let (input, pixels, greedy) = episode("episode");
+    let (prefix, query) = split_reference_episode();
     assert_eq!([prefix.clone(), query.clone()].concat(), input);
     let features = model.encode_images(pixels);
     let [images, patches, width] = features.dims();
@@ -351,15 +356,7 @@ fn a_support_prefix_computed_once_gives_the_reference_answers() {
 fn distinct_queries_after_one_prefix_answer_as_their_whole_prompts() {
     let model = tiny_model("tiny-lcl", DType::F32);
     let (input, pixels, _) = episode("episode");
-    let meta = json("ref/episode.json");
-    let segments: Vec<Vec<u32>> = meta["segment_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ids)
-        .collect();
-    let (query, support) = segments.split_last().unwrap();
-    let prefix: Vec<u32> = support.concat();
+    let (prefix, query) = split_reference_episode();
     let features = model.encode_images(pixels);
     let [images, patches, width] = features.dims();
     let (_, other_pixels, _) = episode("episode2");
