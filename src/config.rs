@@ -24,6 +24,12 @@ pub struct RunConfig {
     pub neighbors: NeighborSettings,
     /// The evaluation suites.
     pub evaluation: EvalConfig,
+    /// The model training starts from.
+    pub model: ModelConfig,
+    /// Optimisation, checkpoints and LoRA.
+    pub training: TrainingConfig,
+    /// The validation pass on held-out classes.
+    pub validation: ValidationConfig,
 }
 
 /// Training data locations (relative paths are relative to the working directory).
@@ -205,6 +211,145 @@ impl Default for EvalConfig {
     }
 }
 
+/// The checkpoint training starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Shikra/LCL checkpoint folder (Hugging Face layout, tokenizer included).
+    pub base: PathBuf,
+    /// CLIP checkpoint folder; empty: `BASE/vision` or the config's `mm_vision_tower`.
+    pub vision: PathBuf,
+    /// Weight precision: "f32" or "bf16".
+    pub dtype: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            base: "checkpoints/shikra-7b".into(),
+            vision: PathBuf::new(),
+            dtype: "f32".into(),
+        }
+    }
+}
+
+/// Optimisation and checkpointing (the original: AdamW, lr 2e-5, no weight decay, 3%
+/// warm-up then cosine, 50 epochs, seed 42 in [sampler]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Epochs in all (one epoch = `episodes_per_class` episodes of every class).
+    pub epochs: usize,
+    /// The last epochs that draw the strategy's shot schedule; the others draw the fixed
+    /// phase's (ignored by [2-way], whose every epoch is fixed).
+    pub main_epochs: usize,
+    /// Episodes per forward/backward pass.
+    pub batch_size: usize,
+    /// Passes whose gradients are averaged into one optimiser step.
+    pub grad_accumulation: usize,
+    /// Peak learning rate of AdamW.
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// AdamW's epsilon (PyTorch's default).
+    pub adam_epsilon: f64,
+    /// Fraction of the optimiser steps spent warming up linearly from 0.
+    pub warmup_ratio: f64,
+    /// Global L2 norm the gradients are clipped to (0: no clipping).
+    pub max_grad_norm: f64,
+    /// Save a checkpoint every this many optimiser steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept on disk (at least 2, so one is always whole).
+    pub keep_checkpoints: usize,
+    /// Recompute memory-bound activations in the backward pass (less memory, more time).
+    pub gradient_checkpointing: bool,
+    /// Data-loader threads; 1 keeps batches in order (exact resume), more may reorder them.
+    pub loader_workers: usize,
+    /// LoRA on the LLaMA linear layers instead of full fine-tuning.
+    pub lora: LoraConfig,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 50,
+            main_epochs: 10,
+            batch_size: 1,
+            grad_accumulation: 1,
+            learning_rate: 2e-5,
+            weight_decay: 0.0,
+            adam_epsilon: 1e-8,
+            warmup_ratio: 0.03,
+            max_grad_norm: 1.0,
+            checkpoint_every: 500,
+            keep_checkpoints: 2,
+            gradient_checkpointing: false,
+            loader_workers: 1,
+            lora: LoraConfig::default(),
+        }
+    }
+}
+
+/// LoRA adapters on the LLaMA linear layers; the projector is still trained in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraConfig {
+    /// Train adapters instead of every LLaMA weight.
+    pub enabled: bool,
+    /// Rank of each adapter.
+    pub rank: usize,
+    /// Scale numerator: the update is `alpha / rank * A B`.
+    pub alpha: f64,
+    /// Linear layers that get adapters, by name.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            rank: 8,
+            alpha: 16.0,
+            targets: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Validation episodes drawn from held-out classes (a per-class file of their own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Per-class file of the held-out classes; empty: no validation pass.
+    pub class_file: PathBuf,
+    /// Folder its image paths are relative to.
+    pub image_root: PathBuf,
+    /// Episodes per held-out class.
+    pub episodes_per_class: usize,
+    /// Support images per class of each validation episode.
+    pub shots_per_class: usize,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            class_file: PathBuf::new(),
+            image_root: PathBuf::new(),
+            episodes_per_class: 1,
+            shots_per_class: 8,
+        }
+    }
+}
+
 impl RunConfig {
     /// Reads and checks a TOML config.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -238,6 +383,7 @@ impl RunConfig {
         if s.strategy == Strategy::Mix && self.mix.sources.is_empty() {
             bail!("strategy \"mix\" needs at least one [[mix.sources]] entry");
         }
+        self.validate_training()?;
         if let Some(odd) = self.evaluation.shots.iter().find(|n| *n % 2 == 1) {
             bail!("evaluation.shots: {odd} is odd; the 2-way suites split shots evenly");
         }
@@ -248,6 +394,56 @@ impl RunConfig {
             .find(|r| !(0.0..=1.0).contains(*r))
         {
             bail!("evaluation.false_ratios: {r} is not in 0..=1");
+        }
+        Ok(())
+    }
+}
+
+impl RunConfig {
+    fn validate_training(&self) -> Result<()> {
+        let t = &self.training;
+        if t.epochs == 0 || t.batch_size == 0 || t.grad_accumulation == 0 {
+            bail!("training.epochs, batch_size and grad_accumulation must be at least 1");
+        }
+        if t.main_epochs > t.epochs {
+            bail!(
+                "training.main_epochs ({}) is more than training.epochs ({})",
+                t.main_epochs,
+                t.epochs
+            );
+        }
+        if !(t.learning_rate > 0.0 && t.learning_rate <= 1.0) {
+            bail!(
+                "training.learning_rate must be in (0, 1], not {}",
+                t.learning_rate
+            );
+        }
+        if !(0.0..1.0).contains(&t.warmup_ratio) {
+            bail!(
+                "training.warmup_ratio must be in [0, 1), not {}",
+                t.warmup_ratio
+            );
+        }
+        if t.max_grad_norm < 0.0 || t.weight_decay < 0.0 || t.adam_epsilon <= 0.0 {
+            bail!("training.max_grad_norm and weight_decay must be >= 0, adam_epsilon > 0");
+        }
+        if t.checkpoint_every == 0 || t.keep_checkpoints < 2 || t.loader_workers == 0 {
+            bail!(
+                "training.checkpoint_every and loader_workers must be at least 1, keep_checkpoints at least 2"
+            );
+        }
+        if t.lora.enabled && (t.lora.rank == 0 || t.lora.targets.is_empty()) {
+            bail!("training.lora needs rank >= 1 and at least one target");
+        }
+        if !matches!(self.model.dtype.as_str(), "f32" | "bf16") {
+            bail!(
+                "model.dtype must be \"f32\" or \"bf16\", not {:?}",
+                self.model.dtype
+            );
+        }
+        let v = &self.validation;
+        if v.episodes_per_class == 0 || v.shots_per_class == 0 {
+            bail!("validation.episodes_per_class and shots_per_class must be at least 1");
         }
         Ok(())
     }

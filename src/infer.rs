@@ -74,6 +74,8 @@ pub struct InferRequest {
     pub model: PathBuf,
     /// CLIP checkpoint folder, if given.
     pub vision: Option<PathBuf>,
+    /// Fine-tuned weights put over the checkpoint's (`lcl train`'s `model.bpk`).
+    pub weights: Option<PathBuf>,
     /// Support shots in prompt order.
     pub support: Vec<SupportShot>,
     /// The query image.
@@ -184,6 +186,32 @@ pub fn load_model(
     Ok(model)
 }
 
+/// Puts fine-tuned weights (`lcl train`'s `model.bpk`, or `lcl merge-lora`'s output) over
+/// `model`'s: every tensor in the file must be one of the model's, in its shape.
+pub fn apply_weights(model: LclModel, path: &Path) -> Result<LclModel> {
+    let record = burn::store::ModuleRecord::load(path)
+        .map_err(|err| anyhow::anyhow!("{}: cannot read the weights: {err}", path.display()))?;
+    let adapters = burn_pack::Reader::from_file(path)
+        .and_then(burn_pack::Reader::into_tensors)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?
+        .iter()
+        .filter(|tensor| crate::train::checkpoint::is_adapter(&tensor.name))
+        .count();
+    if adapters > 0 {
+        bail!(
+            "{} holds {adapters} LoRA adapter tensors: merge them first with \
+             `lcl merge-lora --config CONFIG --weights {} --out merged.bpk`",
+            path.display(),
+            path.display()
+        );
+    }
+    eprintln!("applying {} ({} tensors)", path.display(), record.len());
+    use burn::module::Module;
+    model
+        .try_load_record(record.allow_partial(true).cast_to_module_dtype())
+        .map_err(|err| anyhow::anyhow!("{}: does not fit the model: {err}", path.display()))
+}
+
 /// Runs one episode on `device` and returns the answer.
 pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
     let (tokenizer, vision, segments) = render_prompt(request)?;
@@ -203,6 +231,10 @@ pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
         device,
         request.precision,
     )?;
+    let model = match &request.weights {
+        Some(path) => apply_weights(model, path)?,
+        None => model,
+    };
     let size = size as usize;
     let pixels = Tensor::<4>::from_data(
         TensorData::new(pixels, [files.len(), 3, size, size]),

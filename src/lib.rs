@@ -16,3 +16,4 @@ pub mod progress;
 pub mod sampler;
 pub mod template;
 pub mod tokenizer;
+pub mod train;

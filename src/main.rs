@@ -55,6 +55,110 @@ enum Command {
     /// Example: lcl eval --model LCL_2WAY_WEIGHT --vision clip-vit-large-patch14
     ///   --suite isekai-10 --data lcl-data --shots 0,2,4,6,8,10,12,14,16 --out runs/isekai
     Eval(EvalArgs),
+    /// Fine-tune a Shikra/LCL checkpoint on LCL episodes with Burn's Learner (the config's
+    /// strategy, optimiser, LoRA and validation); checkpoints every N steps, resumable.
+    ///
+    /// Example: lcl train --config configs/lcl-2way-weight.toml --model shikra-7b
+    ///   --out runs/2way-weight      (then: lcl train ... --resume after an interruption)
+    Train(TrainArgs),
+    /// Fold a LoRA run's adapters into the base weights: a weights file `lcl eval --weights`
+    /// and `lcl infer` read like a full fine-tune's.
+    ///
+    /// Example: lcl merge-lora --config runs/lora/config.toml --weights runs/lora/model.bpk
+    ///   --out runs/lora/merged.bpk
+    MergeLora(MergeLoraArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Run config (TOML): [model] [data] [sampler] [mix] [training] [validation].
+    #[arg(long)]
+    config: PathBuf,
+    /// Run folder: checkpoint/, steps.jsonl, validation.jsonl, Burn's logs, model.bpk.
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// Continue the run in --out from its last complete checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint folder to start from (overrides [model] base).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// CLIP checkpoint folder (overrides [model] vision).
+    #[arg(long)]
+    vision: Option<PathBuf>,
+    /// Folder the class file's images are relative to (overrides [data] image_root).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Per-class file (overrides [data] class_file).
+    #[arg(long)]
+    class_file: Option<PathBuf>,
+    /// Stop after this many optimiser steps in all, as an interruption (resume later).
+    #[arg(long)]
+    stop_after: Option<usize>,
+}
+
+#[derive(Args)]
+struct MergeLoraArgs {
+    /// The LoRA run's config (its [model] and [training.lora]).
+    #[arg(long)]
+    config: PathBuf,
+    /// The run's adapters (model.bpk or checkpoint/model-N.bpk).
+    #[arg(long)]
+    weights: PathBuf,
+    /// The merged weights file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let mut config = RunConfig::from_file(&args.config)?;
+    if let Some(model) = args.model {
+        config.model.base = model;
+    }
+    if let Some(vision) = args.vision {
+        config.model.vision = vision;
+    }
+    if let Some(data) = args.data {
+        config.data.image_root = data;
+    }
+    if let Some(class_file) = args.class_file {
+        config.data.class_file = class_file;
+    }
+    let request = lcl::train::TrainRequest {
+        config,
+        out: args.out,
+        resume: args.resume,
+        stop_after: args.stop_after,
+    };
+    let device = default_device();
+    eprintln!("training on {} ({device:?})", backend_name());
+    let summary = lcl::train::train(&request, &device)?;
+    eprintln!(
+        "{} optimiser steps done; {} episodes in {:.1} s ({:.3} episodes/s); last checkpoint: {}",
+        summary.steps,
+        summary.episodes,
+        summary.seconds,
+        summary.episodes as f64 / summary.seconds.max(1e-9),
+        summary
+            .last_checkpoint
+            .map_or("none".to_string(), |n| n.to_string())
+    );
+    match summary.weights {
+        Some(weights) => eprintln!("trained weights: {}", weights.display()),
+        None => eprintln!(
+            "stopped before the end: continue with --resume --out {}",
+            request.out.display()
+        ),
+    }
+    Ok(())
+}
+
+fn merge_lora(args: MergeLoraArgs) -> Result<()> {
+    let config = RunConfig::from_file(&args.config)?;
+    let device = default_device();
+    let count = lcl::train::lora::merge_file(&config, &args.weights, &args.out, &device)?;
+    eprintln!("{}: {count} merged tensors", args.out.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -65,6 +169,9 @@ struct EvalArgs {
     /// CLIP checkpoint folder (default: MODEL/vision, else the config's mm_vision_tower).
     #[arg(long)]
     vision: Option<PathBuf>,
+    /// Fine-tuned weights to put over MODEL's (`lcl train`'s model.bpk, or a merged LoRA).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// `isekai-10`, `isekai-pair`, `imagenet-100` (looked up under --data as NAME.jsonl), or
     /// a suite file: ISEKAI JSON lines or an ImageNet-100 test file (lcl test-classes).
     #[arg(long)]
@@ -119,6 +226,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let request = EvalRequest {
         model: args.model,
         vision: args.vision,
+        weights: args.weights,
         suite: args.suite,
         data: args.data,
         images: args.images,
@@ -323,6 +431,9 @@ struct InferArgs {
     /// it is a local folder.
     #[arg(long)]
     vision: Option<PathBuf>,
+    /// Fine-tuned weights to put over MODEL's (`lcl train`'s model.bpk, or a merged LoRA).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// A support shot IMG=LABEL; repeat it, in prompt order (the first gets the system text).
     #[arg(long = "support", value_name = "IMG=LABEL")]
     support: Vec<SupportShot>,
@@ -360,6 +471,7 @@ fn infer(args: InferArgs) -> Result<()> {
     let request = InferRequest {
         model: args.model,
         vision: args.vision,
+        weights: args.weights,
         support: args.support,
         query: args.query,
         generation: GenerationConfig {
@@ -395,6 +507,8 @@ fn main() -> ExitCode {
         Command::Episodes(args) => episodes(args),
         Command::TestClasses(args) => test_classes(args),
         Command::Eval(args) => eval(args),
+        Command::Train(args) => train(args),
+        Command::MergeLora(args) => merge_lora(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

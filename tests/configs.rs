@@ -20,12 +20,20 @@ fn shipped() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_shipped_config_parses_with_the_original_defaults() {
     let files = shipped();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     for file in &files {
         let config = RunConfig::from_file(file).unwrap();
         let mut expected = RunConfig::default();
         expected.sampler.strategy = config.sampler.strategy;
         expected.mix.sources = config.mix.sources.clone();
+        if file.ends_with("lcl-2way-weight-lora.toml") {
+            assert!(config.training.lora.enabled && config.training.gradient_checkpointing);
+            assert_eq!(config.model.dtype, "bf16");
+            expected.model.dtype = config.model.dtype.clone();
+            expected.training.learning_rate = config.training.learning_rate;
+            expected.training.gradient_checkpointing = true;
+            expected.training.lora.enabled = true;
+        }
         assert_eq!(
             config,
             expected,

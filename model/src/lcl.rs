@@ -183,13 +183,7 @@ impl LclModel {
 
     /// Projected features of images `[n, channels, size, size]`: `[n, patches, llm width]`.
     pub fn encode_images(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let dtype = self.projector.weight.val().dtype();
-        let states = self
-            .vision
-            .hidden_state(pixels.cast(dtype), self.vision_layer);
-        let [n, tokens, width] = states.dims();
-        let patches = states.slice([0..n, 1..tokens, 0..width]);
-        self.projector.forward(patches)
+        project_images(&self.vision, &self.projector, self.vision_layer, pixels)
     }
 
     /// Input embeddings of `batch`, with the rows of `image_features` (`[images, patches,
@@ -199,64 +193,7 @@ impl LclModel {
         batch: &TokenBatch,
         image_features: Option<Tensor<3>>,
     ) -> Result<Tensor<3>, InputError> {
-        let device = self.projector.weight.val().device();
-        let (rows, len) = (batch.batch_size(), batch.len());
-        let flat: Vec<i64> = batch
-            .ids
-            .iter()
-            .flatten()
-            .map(|&id| i64::from(id))
-            .collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [rows, len]), &device);
-        let embeds = self.llm.embed(ids);
-        let patch_slots = batch
-            .ids
-            .iter()
-            .zip(&batch.valid)
-            .flat_map(|(ids, valid)| ids.iter().zip(valid))
-            .filter(|(id, valid)| **id == self.image_patch_id && **valid)
-            .count();
-        let Some(features) = image_features else {
-            if patch_slots > 0 {
-                return Err(InputError(format!(
-                    "the prompt has {patch_slots} <im_patch> tokens but no image was given"
-                )));
-            }
-            return Ok(embeds);
-        };
-        let [images, patches, width] = features.dims();
-        if images * patches != patch_slots {
-            return Err(InputError(format!(
-                "the prompt has {patch_slots} <im_patch> tokens but {images} images x {patches} patches were given"
-            )));
-        }
-        let mut next_feature = rows * len;
-        let index: Vec<i64> = batch
-            .ids
-            .iter()
-            .zip(&batch.valid)
-            .flat_map(|(ids, valid)| ids.iter().zip(valid))
-            .enumerate()
-            .map(|(position, (id, valid))| {
-                if *id == self.image_patch_id && *valid {
-                    next_feature += 1;
-                    (next_feature - 1) as i64
-                } else {
-                    position as i64
-                }
-            })
-            .collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * len]), &device);
-        let table = Tensor::cat(
-            vec![
-                embeds.reshape([rows * len, width]),
-                features
-                    .reshape([images * patches, width])
-                    .cast(self.dtype()),
-            ],
-            0,
-        );
-        Ok(table.select(0, index).reshape([rows, len, width]))
+        embed_with_images(&self.llm, batch, image_features, self.image_patch_id)
     }
 
     /// Float dtype of the weights.
@@ -295,6 +232,88 @@ impl LclModel {
         let hidden = self.forward_hidden(batch, image_features, &mut cache)?;
         Ok(self.llm.logits(hidden))
     }
+}
+
+/// Patch features of `pixels` taken from `vision`'s hidden state `layer` (class token
+/// dropped) and projected by `projector`: `[n, patches, llm width]`.
+pub fn project_images(
+    vision: &ClipVisionTransformer,
+    projector: &Linear,
+    layer: isize,
+    pixels: Tensor<4>,
+) -> Tensor<3> {
+    let dtype = projector.weight.val().dtype();
+    let states = vision.hidden_state(pixels.cast(dtype), layer);
+    let [n, tokens, width] = states.dims();
+    let patches = states.slice([0..n, 1..tokens, 0..width]);
+    projector.forward(patches)
+}
+
+/// Token embeddings of `batch` from `llm`, with the rows of `image_features` (`[images,
+/// patches, width]`, in order of appearance, row by row) at the `image_patch_id` positions.
+pub fn embed_with_images(
+    llm: &Llama,
+    batch: &TokenBatch,
+    image_features: Option<Tensor<3>>,
+    image_patch_id: u32,
+) -> Result<Tensor<3>, InputError> {
+    let weights = llm.embed_tokens.weight.val();
+    let (device, dtype) = (weights.device(), weights.dtype());
+    let (rows, len) = (batch.batch_size(), batch.len());
+    let flat: Vec<i64> = batch
+        .ids
+        .iter()
+        .flatten()
+        .map(|&id| i64::from(id))
+        .collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [rows, len]), &device);
+    let embeds = llm.embed(ids);
+    let patch_slots = batch
+        .ids
+        .iter()
+        .zip(&batch.valid)
+        .flat_map(|(ids, valid)| ids.iter().zip(valid))
+        .filter(|(id, valid)| **id == image_patch_id && **valid)
+        .count();
+    let Some(features) = image_features else {
+        if patch_slots > 0 {
+            return Err(InputError(format!(
+                "the prompt has {patch_slots} <im_patch> tokens but no image was given"
+            )));
+        }
+        return Ok(embeds);
+    };
+    let [images, patches, width] = features.dims();
+    if images * patches != patch_slots {
+        return Err(InputError(format!(
+            "the prompt has {patch_slots} <im_patch> tokens but {images} images x {patches} patches were given"
+        )));
+    }
+    let mut next_feature = rows * len;
+    let index: Vec<i64> = batch
+        .ids
+        .iter()
+        .zip(&batch.valid)
+        .flat_map(|(ids, valid)| ids.iter().zip(valid))
+        .enumerate()
+        .map(|(position, (id, valid))| {
+            if *id == image_patch_id && *valid {
+                next_feature += 1;
+                (next_feature - 1) as i64
+            } else {
+                position as i64
+            }
+        })
+        .collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * len]), &device);
+    let table = Tensor::cat(
+        vec![
+            embeds.reshape([rows * len, width]),
+            features.reshape([images * patches, width]).cast(dtype),
+        ],
+        0,
+    );
+    Ok(table.select(0, index).reshape([rows, len, width]))
 }
 
 /// Where the CLIP tensors sit in `files`: at the top (`vision_model.*`) or under the Shikra

@@ -70,6 +70,8 @@ pub struct EpisodeBatch {
     pub attention_mask: Tensor<2, Bool>,
     /// `[batch, len]` loss labels, [`IGNORE_INDEX`] on padding.
     pub labels: Tensor<2, Int>,
+    /// The same labels on the host, row after row.
+    pub label_values: Vec<i64>,
     /// `[images, 3, size, size]`: every row's images, row after row, in prompt order.
     pub pixel_values: Tensor<4>,
     /// The token rows as plain ids and validity (what the model's embedding step reads).
@@ -102,7 +104,8 @@ impl Batcher<EpisodeItem, EpisodeBatch> for EpisodeBatcher {
         EpisodeBatch {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, len]), device),
             attention_mask: Tensor::from_data(TensorData::new(valid, [batch, len]), device),
-            labels: Tensor::from_data(TensorData::new(labels, [batch, len]), device),
+            labels: Tensor::from_data(TensorData::new(labels.clone(), [batch, len]), device),
+            label_values: labels,
             pixel_values: Tensor::from_data(
                 TensorData::new(pixels, [images, 3, size, size]),
                 device,

@@ -32,6 +32,8 @@ pub struct EvalRequest {
     pub model: PathBuf,
     /// CLIP checkpoint folder, if given.
     pub vision: Option<PathBuf>,
+    /// Fine-tuned weights put over the checkpoint's (`lcl train`'s `model.bpk`).
+    pub weights: Option<PathBuf>,
     /// Suite name or file.
     pub suite: String,
     /// Folder the named suites are in.
@@ -175,6 +177,10 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
             device,
             request.precision,
         )?;
+        let model = match &request.weights {
+            Some(path) => crate::infer::apply_weights(model, path)?,
+            None => model,
+        };
         let answerer = Answerer {
             model: &model,
             tokenizer: &tokenizer,

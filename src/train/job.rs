@@ -1,0 +1,425 @@
+//! `lcl train`: builds the model, the episode stream, the optimiser and Burn's
+//! `SupervisedTraining` from a run config, launches it, and writes the trained weights.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::module::Module;
+use burn::optim::AdamWConfig;
+use burn::tensor::Device;
+use burn::train::checkpoint::FileCheckpointer;
+use burn::train::metric::{IterationSpeedMetric, LearningRateMetric, LossMetric};
+use burn::train::{Interrupter, Learner, SupervisedTraining, TrainingStrategy};
+use lcl_model::ClipVisionConfig;
+
+use crate::config::{RunConfig, Strategy, read_questions};
+use crate::data::batch::{EpisodeBatch, EpisodeBatcher, EpisodeItem, Padding};
+use crate::data::class_file;
+use crate::data::conversation;
+use crate::data::mix::{InstructionSet, MixedSet};
+use crate::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
+use crate::infer::{Precision, load_model, resolve_vision_dir};
+use crate::sampler::ShotSchedule;
+use crate::tokenizer::LclTokenizer;
+use crate::train::checkpoint::{Keep, ModelCheckpointer, RunState, complete_checkpoints};
+use crate::train::log::{QuietRenderer, dashboard_available};
+use crate::train::lora;
+use crate::train::output::LclAccuracyMetric;
+use crate::train::schedule::{EpochSets, RunPlan, RunSet, WarmupCosine};
+use crate::train::strategy::{LclLearning, LoopSettings};
+use crate::train::trainer::LclTrainer;
+
+/// Everything `lcl train` needs.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// The run config.
+    pub config: RunConfig,
+    /// Run folder: checkpoints, logs and the trained weights.
+    pub out: PathBuf,
+    /// Continue the run in `out` from its last good checkpoint.
+    pub resume: bool,
+    /// Stop (as an interruption) after this many optimiser steps in all.
+    pub stop_after: Option<usize>,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Optimiser steps done in all.
+    pub steps: usize,
+    /// Episodes trained on in this launch.
+    pub episodes: usize,
+    /// Seconds this launch took (model loading excluded).
+    pub seconds: f64,
+    /// The last complete checkpoint.
+    pub last_checkpoint: Option<usize>,
+    /// The trained weights, when the run reached its end.
+    pub weights: Option<PathBuf>,
+}
+
+/// The weights file a finished run writes in its folder.
+pub const TRAINED_WEIGHTS: &str = "model.bpk";
+
+/// Runs (or resumes) the training `request` describes on `device`.
+pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
+    let config = &request.config;
+    let checkpoint_dir = request.out.join("checkpoint");
+    let settings = run_settings(config)?;
+    let resume = resume_state(request, &checkpoint_dir, &settings)?;
+    std::fs::create_dir_all(&checkpoint_dir)
+        .with_context(|| format!("{}: cannot create", checkpoint_dir.display()))?;
+    std::fs::write(
+        request.out.join("config.toml"),
+        toml::to_string(config).context("cannot serialise the config")?,
+    )
+    .with_context(|| format!("{}: cannot write", request.out.display()))?;
+
+    let base = &config.model.base;
+    let tokenizer = Arc::new(LclTokenizer::from_dir(base)?);
+    let vision_dir = resolve_vision_dir(base, vision_override(config))?;
+    let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
+    let stream = EpisodeStream::new(config, tokenizer.clone(), &vision)?;
+    let plan = RunPlan {
+        epoch_len: stream.epoch_len,
+        epochs: config.training.epochs,
+        batch_size: config.training.batch_size,
+        accumulation: config.training.grad_accumulation,
+    };
+    let start = resume.as_ref().map_or(0, |state| state.episodes);
+    if let Some(state) = &resume {
+        truncate_log(&request.out.join("steps.jsonl"), state.step)?;
+        truncate_log(&request.out.join("validation.jsonl"), state.step)?;
+        eprintln!(
+            "resuming {} at step {} of {} ({} episodes done)",
+            request.out.display(),
+            state.step,
+            plan.total_steps(),
+            state.episodes
+        );
+    }
+
+    let precision = match config.model.dtype.as_str() {
+        "bf16" => Precision::Bf16,
+        _ => Precision::F32,
+    };
+    let model = load_model(base, &vision_dir, &tokenizer, device, precision)?;
+    let mut trainer = LclTrainer::new(model);
+    let keep = if config.training.lora.enabled {
+        device.seed(config.sampler.seed);
+        trainer = lora::apply(trainer, &config.training.lora)?;
+        Keep::AdaptersAndProjector
+    } else {
+        Keep::All
+    };
+
+    let batcher = EpisodeBatcher {
+        pad_id: tokenizer.pad_id(),
+        padding: Padding::Right,
+        image_size: vision.image_size,
+    };
+    let train_loader: Arc<dyn DataLoader<EpisodeBatch>> = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(plan.batch_size)
+        .num_workers(config.training.loader_workers)
+        .build(RunSet::new(stream.epochs.clone(), plan, start));
+    let valid_loader: Arc<dyn DataLoader<EpisodeBatch>> = DataLoaderBuilder::new(batcher)
+        .batch_size(plan.batch_size)
+        .num_workers(config.training.loader_workers)
+        .build(validation_set(config, tokenizer.clone(), &vision)?);
+
+    let t = &config.training;
+    let optimizer = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay as f32)
+        .with_epsilon(t.adam_epsilon as f32)
+        .init();
+    let schedule = WarmupCosine::new(t.learning_rate, plan.total_steps(), t.warmup_ratio);
+    // Autodiff on, gradients required on every trainable tensor (the tower is not one).
+    let mut trainer = trainer.train();
+    if t.gradient_checkpointing {
+        trainer = trainer.with_gradient_checkpointing();
+    }
+    let learner = Learner::new(trainer, optimizer, schedule);
+
+    let mut train_device = device.clone().autodiff();
+    if t.gradient_checkpointing {
+        train_device = train_device.gradient_checkpointing();
+    }
+    let interrupter = Interrupter::new();
+    let loop_settings = LoopSettings {
+        device: train_device,
+        plan,
+        resume: resume.clone(),
+        max_grad_norm: t.max_grad_norm,
+        checkpoint_every: t.checkpoint_every,
+        out: request.out.clone(),
+        settings: settings.clone(),
+        stop_after: request.stop_after,
+        keep_checkpoints: t.keep_checkpoints,
+        progress_lines: !dashboard_available(),
+    };
+    let mut training = SupervisedTraining::new(&request.out, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(LclAccuracyMetric::default())
+        .metric_valid_numeric(LclAccuracyMetric::default())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(IterationSpeedMetric::new())
+        .with_custom_checkpointers(
+            ModelCheckpointer::new(&checkpoint_dir, keep),
+            FileCheckpointer::new(&checkpoint_dir, "optim"),
+            FileCheckpointer::new(&checkpoint_dir, "scheduler"),
+        )
+        .with_checkpointing_strategy(crate::train::checkpoint::KeepLast::new(
+            t.keep_checkpoints,
+            complete_checkpoints(&checkpoint_dir),
+        ))
+        .with_interrupter(interrupter)
+        .with_training_strategy(TrainingStrategy::Custom(Arc::new(LclLearning::new(
+            loop_settings,
+        ))))
+        .num_epochs(plan.epochs);
+    if !dashboard_available() {
+        training = training.renderer(Box::new(QuietRenderer));
+    }
+
+    let started = std::time::Instant::now();
+    let result = training.launch(learner);
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(error) = result.error {
+        bail!("training failed: {error}");
+    }
+    let (steps, consumed) = last_step(&request.out.join("steps.jsonl")).unwrap_or((0, start));
+    let summary = |weights| TrainSummary {
+        steps,
+        episodes: consumed.saturating_sub(start),
+        seconds,
+        last_checkpoint: complete_checkpoints(&checkpoint_dir).last().copied(),
+        weights,
+    };
+    if let Some(interruption) = result.interrupted {
+        let reason = interruption.reason.unwrap_or_default();
+        if !reason.starts_with(STOP_AFTER) {
+            bail!("{reason}");
+        }
+        return Ok(summary(None));
+    }
+    let weights = request.out.join(TRAINED_WEIGHTS);
+    crate::train::checkpoint::write_record(result.model.into_record(), keep, &weights)?;
+    Ok(summary(Some(weights)))
+}
+
+/// The step and episode count of the last record of `steps.jsonl`.
+fn last_step(path: &Path) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let record: serde_json::Value = serde_json::from_str(text.lines().last()?).ok()?;
+    Some((
+        record.get("step")?.as_u64()? as usize,
+        record.get("episodes")?.as_u64()? as usize,
+    ))
+}
+
+/// Reason of the stop `--stop-after` asks for.
+pub const STOP_AFTER: &str = "stopped after";
+
+fn vision_override(config: &RunConfig) -> Option<&Path> {
+    (!config.model.vision.as_os_str().is_empty()).then_some(config.model.vision.as_path())
+}
+
+/// The config sections a resumed run must share with the interrupted one.
+fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
+    let mut training = serde_json::to_value(&config.training)?;
+    if let Some(fields) = training.as_object_mut() {
+        // Safe to change between launches: they do not alter what is computed.
+        for field in ["checkpoint_every", "keep_checkpoints", "loader_workers"] {
+            fields.remove(field);
+        }
+    }
+    Ok(serde_json::json!({
+        "model": config.model,
+        "data": config.data,
+        "sampler": config.sampler,
+        "mix": config.mix,
+        "training": training,
+    }))
+}
+
+/// The state to resume from, or a clear refusal.
+fn resume_state(
+    request: &TrainRequest,
+    checkpoint_dir: &Path,
+    settings: &serde_json::Value,
+) -> Result<Option<RunState>> {
+    let complete = complete_checkpoints(checkpoint_dir);
+    if !request.resume {
+        if let Some(last) = complete.last() {
+            bail!(
+                "{} already holds a run (checkpoint {last}): pass --resume to continue it, or \
+                 choose another --out",
+                request.out.display()
+            );
+        }
+        return Ok(None);
+    }
+    let Some(last) = complete.last() else {
+        bail!(
+            "--resume: {} holds no complete checkpoint (model-N.bpk, optim-N.bpk, \
+             scheduler-N.bpk and state-N.json)",
+            checkpoint_dir.display()
+        );
+    };
+    let state = RunState::read(checkpoint_dir, *last)?;
+    state.check_settings(settings)?;
+    Ok(Some(state))
+}
+
+/// Drops the records of `path` (JSON lines with a `step`) after `step`: what a resumed run
+/// recomputes.
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|record| record.get("step")?.as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(path, kept).with_context(|| format!("{}: cannot rewrite", path.display()))
+}
+
+/// The training episodes of every epoch.
+struct EpisodeStream {
+    epochs: EpochSets,
+    epoch_len: usize,
+}
+
+impl EpisodeStream {
+    fn new(
+        config: &RunConfig,
+        tokenizer: Arc<LclTokenizer>,
+        vision: &ClipVisionConfig,
+    ) -> Result<Self> {
+        let classes = class_file::read(&config.data.class_file)?;
+        let questions = read_questions(&config.data.questions)?;
+        let (patches, size) = (vision.num_patches(), vision.image_size as u32);
+        let set = |shots: ShotSchedule| -> Result<TrainSet> {
+            let spec = Arc::new(TrainSetSpec {
+                classes: classes.clone(),
+                image_root: config.data.image_root.clone(),
+                shots,
+                questions: questions.clone(),
+                episodes_per_class: config.sampler.episodes_per_class,
+                seed: config.sampler.seed,
+            });
+            let sampler = EpisodeSampler::new(spec, 0)
+                .with_context(|| format!("{}", config.data.class_file.display()))?;
+            Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size))
+        };
+        let fixed = set(config.sampler.fixed_schedule())?;
+        let main = set(config.sampler.schedule())?;
+        let main_from = config.training.epochs - config.training.main_epochs;
+        let instructions: Vec<Arc<dyn Dataset<EpisodeItem>>> =
+            if config.sampler.strategy == Strategy::Mix {
+                config
+                    .mix
+                    .sources
+                    .iter()
+                    .map(|source| -> Result<Arc<dyn Dataset<EpisodeItem>>> {
+                        Ok(Arc::new(InstructionSet::new(
+                            conversation::read(&source.file)?,
+                            source.images.clone(),
+                            tokenizer.clone(),
+                            patches,
+                            size,
+                        )))
+                    })
+                    .collect::<Result<_>>()?
+            } else {
+                Vec::new()
+            };
+        let probabilities = config.mix.probabilities();
+        let seed = config.sampler.seed;
+        let lcl_at = move |epoch: usize| -> TrainSet {
+            let phase = if epoch >= main_from { &main } else { &fixed };
+            phase.at_epoch(epoch as u64)
+        };
+        let epoch_len = if instructions.is_empty() {
+            lcl_at(0).len()
+        } else {
+            mixed(lcl_at(0), &instructions, &probabilities, seed, 0)?.len()
+        };
+        let epochs: EpochSets = Arc::new(move |epoch| -> Arc<dyn Dataset<EpisodeItem>> {
+            let lcl = lcl_at(epoch);
+            if instructions.is_empty() {
+                return Arc::new(lcl);
+            }
+            Arc::new(
+                mixed(lcl, &instructions, &probabilities, seed, epoch as u64)
+                    .expect("the mix was checked at epoch 0"),
+            )
+        });
+        Ok(Self { epochs, epoch_len })
+    }
+}
+
+fn mixed(
+    lcl: TrainSet,
+    instructions: &[Arc<dyn Dataset<EpisodeItem>>],
+    probabilities: &[f64],
+    seed: u64,
+    epoch: u64,
+) -> Result<MixedSet> {
+    let mut sources: Vec<Arc<dyn Dataset<EpisodeItem>>> = vec![Arc::new(lcl)];
+    sources.extend(instructions.iter().cloned());
+    MixedSet::new(sources, probabilities.to_vec(), seed, epoch)
+}
+
+/// No episode (a run without validation classes).
+struct NoEpisodes;
+
+impl Dataset<EpisodeItem> for NoEpisodes {
+    fn get(&self, index: usize) -> Result<EpisodeItem, DatasetError> {
+        Err(DatasetError::new(std::io::Error::other(format!(
+            "no validation episode {index}: validation.class_file is not set"
+        ))))
+    }
+
+    fn len(&self) -> usize {
+        0
+    }
+}
+
+/// The validation episodes: `shots_per_class` support images per class of every held-out
+/// class in `[validation] class_file` (fixed draws: the same episodes every pass).
+fn validation_set(
+    config: &RunConfig,
+    tokenizer: Arc<LclTokenizer>,
+    vision: &ClipVisionConfig,
+) -> Result<Arc<dyn Dataset<EpisodeItem>>> {
+    let v = &config.validation;
+    if v.class_file.as_os_str().is_empty() {
+        return Ok(Arc::new(NoEpisodes));
+    }
+    let spec = Arc::new(TrainSetSpec {
+        classes: class_file::read(&v.class_file)?,
+        image_root: v.image_root.clone(),
+        shots: ShotSchedule::Fixed(v.shots_per_class),
+        questions: read_questions(&config.data.questions)?,
+        episodes_per_class: v.episodes_per_class,
+        seed: config.sampler.seed,
+    });
+    let sampler = EpisodeSampler::new(spec, 0)
+        .with_context(|| format!("validation classes {}", v.class_file.display()))?;
+    Ok(Arc::new(TrainSet::new(
+        sampler,
+        tokenizer,
+        vision.num_patches(),
+        vision.image_size as u32,
+    )))
+}

@@ -1,0 +1,117 @@
+//! LoRA on the LLaMA linear layers with Burn's built-in reparameterisation; the projector stays
+//! trained in full. Merging folds every adapter into its base weight for export.
+
+use anyhow::{Result, anyhow};
+use burn::module::{Lora, Module, ParamGroup};
+
+use crate::config::LoraConfig;
+use crate::train::trainer::LclTrainer;
+
+/// The LLaMA weights `config.targets` names (`q_proj`, `mlp.down_proj`, ...).
+pub fn target_group(config: &LoraConfig) -> Result<ParamGroup> {
+    let names = config
+        .targets
+        .iter()
+        .map(|t| regex_escape(t))
+        .collect::<Vec<_>>()
+        .join("|");
+    let pattern = format!(r"^llm\.layers\.\d+\.(self_attn|mlp)\.({names})\.weight$");
+    ParamGroup::from_regex(&pattern).map_err(|err| anyhow!("training.lora.targets: {err:?}"))
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escape = !(c.is_ascii_alphanumeric() || c == '_');
+            escape.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+/// Freezes `trainer`, attaches adapters to the targeted LLaMA weights and trains the
+/// projector in full. Adapters start at `A ~ N(0, 1/rank)`, `B = 0` (the model is unchanged).
+pub fn apply(trainer: LclTrainer, config: &LoraConfig) -> Result<LclTrainer> {
+    let group = target_group(config)?;
+    let mut adapted = 0;
+    trainer.visit(&mut CountMatches {
+        group: &group,
+        count: &mut adapted,
+        path: Vec::new(),
+    });
+    if adapted == 0 {
+        return Err(anyhow!(
+            "training.lora.targets {:?} match no LLaMA weight (names: q_proj, k_proj, v_proj, \
+             o_proj, gate_proj, up_proj, down_proj)",
+            config.targets
+        ));
+    }
+    Ok(trainer
+        .apply_lora(Lora::new(config.rank, config.alpha).set_param_group(group))
+        .unfreeze_group(ParamGroup::from_predicate("projector.")))
+}
+
+/// Folds every adapter into its base weight: the plain model, ready to save or evaluate.
+pub fn merge(trainer: LclTrainer) -> LclTrainer {
+    trainer.valid().materialize()
+}
+
+/// Counts the parameters a group matches, by their record paths.
+struct CountMatches<'a> {
+    group: &'a ParamGroup,
+    count: &'a mut usize,
+    path: Vec<String>,
+}
+
+impl burn::module::ModuleVisitor for CountMatches<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let path = self.path.join(".");
+        if self.group.matches(&param.id, Some(&path)) {
+            *self.count += 1;
+        }
+    }
+}
+
+/// `lcl merge-lora`: loads the run's base model, attaches adapters as the run did, puts the
+/// adapters and projector of `weights` on them, merges, and writes every trainable tensor to
+/// `out`. Returns the number of tensors written.
+pub fn merge_file(
+    config: &crate::config::RunConfig,
+    weights: &std::path::Path,
+    out: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> Result<usize> {
+    use crate::train::checkpoint::{Keep, write_record};
+    if !config.training.lora.enabled {
+        return Err(anyhow!(
+            "the config's [training.lora] is not enabled: its weights hold no adapter to merge"
+        ));
+    }
+    let base = &config.model.base;
+    let tokenizer = crate::tokenizer::LclTokenizer::from_dir(base)?;
+    let vision =
+        (!config.model.vision.as_os_str().is_empty()).then_some(config.model.vision.as_path());
+    let vision_dir = crate::infer::resolve_vision_dir(base, vision)?;
+    let precision = match config.model.dtype.as_str() {
+        "bf16" => crate::infer::Precision::Bf16,
+        _ => crate::infer::Precision::F32,
+    };
+    let model = crate::infer::load_model(base, &vision_dir, &tokenizer, device, precision)?;
+    let trainer = apply(LclTrainer::new(model), &config.training.lora)?;
+    let record = burn::store::ModuleRecord::load(weights)
+        .map_err(|err| anyhow!("{}: cannot read: {err}", weights.display()))?;
+    let trainer = trainer
+        .try_load_record(record.allow_partial(true))
+        .map_err(|err| anyhow!("{}: does not fit the LoRA model: {err}", weights.display()))?;
+    write_record(merge(trainer).into_record(), Keep::All, out)
+}
