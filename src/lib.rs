@@ -17,3 +17,4 @@ pub mod sampler;
 pub mod template;
 pub mod tokenizer;
 pub mod train;
+pub mod world;

@@ -67,6 +67,76 @@ enum Command {
     /// Example: lcl merge-lora --config runs/lora/config.toml --weights runs/lora/model.bpk
     ///   --out runs/lora/merged.bpk
     MergeLora(MergeLoraArgs),
+    /// Generate the miniature two-world data set: a "real world" of species (image folders
+    /// and names, some held out) and a novel world of hybrids with ISEKAI-style suites.
+    ///
+    /// Example: lcl gen-world --seed 42 --out world
+    GenWorld(GenWorldArgs),
+}
+
+#[derive(Args)]
+struct GenWorldArgs {
+    /// Seed of every choice (same seed, same bytes).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Folder to write (created; existing files are overwritten).
+    #[arg(long, default_value = "world")]
+    out: PathBuf,
+    /// Real species.
+    #[arg(long, default_value_t = 300)]
+    species: usize,
+    /// Real species held out of training (even).
+    #[arg(long, default_value_t = 40)]
+    heldout: usize,
+    /// Pictures per real species.
+    #[arg(long, default_value_t = 40)]
+    images_per_species: usize,
+    /// Novel concepts (hybrids of two real species).
+    #[arg(long, default_value_t = 20)]
+    concepts: usize,
+    /// Pictures per concept and per look-alike parent in the novel folder.
+    #[arg(long, default_value_t = 32)]
+    concept_images: usize,
+    /// Support pictures per class in the suites (the rest of a concept's are queries).
+    #[arg(long, default_value_t = 8)]
+    support_per_class: usize,
+    /// Queries per ordered concept pair in isekai-pair.jsonl.
+    #[arg(long, default_value_t = 2)]
+    pair_queries: usize,
+    /// Picture side in pixels.
+    #[arg(long, default_value_t = 64)]
+    image_size: u32,
+}
+
+fn gen_world(args: GenWorldArgs) -> Result<()> {
+    let spec = lcl::world::WorldSpec {
+        seed: args.seed,
+        species: args.species,
+        heldout: args.heldout,
+        images_per_species: args.images_per_species,
+        concepts: args.concepts,
+        concept_images: args.concept_images,
+        support_per_class: args.support_per_class,
+        pair_queries: args.pair_queries,
+        image_size: args.image_size,
+    };
+    let started = std::time::Instant::now();
+    let bar = lcl::progress::bar(0, "{msg} [{bar:40}] {pos}/{len} pictures ETA {eta}");
+    bar.set_message("drawing");
+    let world = lcl::world::generate(&spec, &args.out, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{}: {} species ({} held out), {} novel concepts, in {:.1} s",
+        args.out.display(),
+        world.species.len(),
+        world.heldout.len(),
+        world.concepts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -509,6 +579,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Train(args) => train(args),
         Command::MergeLora(args) => merge_lora(args),
+        Command::GenWorld(args) => gen_world(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
