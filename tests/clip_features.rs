@@ -107,3 +107,26 @@ fn a_clip_folder_without_a_text_tower_is_refused_with_the_missing_tensors() {
         "{message}"
     );
 }
+
+#[test]
+fn a_clip_folder_in_burn_format_loads_the_same_model() {
+    let dir = scratch("clip-burnpack");
+    std::fs::copy(
+        fixture("tiny-clip-text/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    let original = model();
+    original.save_burnpack(&dir.join("model.bpk")).unwrap();
+    let reloaded = ClipModel::from_pretrained(&dir, &device(), DType::F32).unwrap();
+    let rows = vec![vec![0u32, 5, 9, 2]];
+    assert_close(
+        "text features after a burnpack round trip",
+        &values(reloaded.text_features(&rows, &device())),
+        &values(original.text_features(&rows, &device())),
+        1e-6,
+    );
+    std::fs::write(dir.join("model.bpk"), b"not a burnpack").unwrap();
+    let error = ClipModel::from_pretrained(&dir, &device(), DType::F32).unwrap_err();
+    assert!(error.to_string().contains("model.bpk"), "{error}");
+}

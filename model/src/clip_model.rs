@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::checkpoint::{LoadError, WeightFiles, WeightLoader};
+use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader, load_burnpack};
 use crate::clip::ClipVisionTransformer;
 use crate::clip_text::ClipTextTransformer;
 use crate::config::ClipConfig;
@@ -43,7 +43,14 @@ impl ClipModel {
         })
     }
 
-    /// Loads a CLIP checkpoint folder (`config.json` + weights) in `dtype`, checking every
+    /// A model with fresh random weights (normal, std `std`), to train from scratch.
+    pub fn init(config: &ClipConfig, std: f64, device: &Device, dtype: DType) -> Self {
+        Self::load(&mut WeightLoader::init(std, device, dtype), config)
+            .expect("fresh initialisation reads no file")
+    }
+
+    /// Loads a CLIP checkpoint folder (`config.json` + Hugging Face weights, or
+    /// [`BURNPACK`] as [`ClipModel::save_burnpack`] writes it) in `dtype`, checking every
     /// tensor against the config before reading any.
     pub fn from_pretrained(dir: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
         if !device.supports_dtype(dtype) {
@@ -52,11 +59,26 @@ impl ClipModel {
             });
         }
         let config = ClipConfig::from_file(&dir.join("config.json"))?;
+        let burnpack = dir.join(BURNPACK);
+        if burnpack.is_file() {
+            return load_burnpack(Self::init(&config, 0.02, device, dtype), &burnpack);
+        }
         let files = WeightFiles::open(dir)?;
         let mut check = WeightLoader::check(&files, "", device);
         Self::load(&mut check, &config)?;
         check.finish(|name| name.ends_with("position_ids") || name == "logit_scale")?;
         Self::load(&mut WeightLoader::load(&files, "", device, dtype), &config)
+    }
+
+    /// Saves every weight as `path` (a Burn burnpack; with the Hugging Face `config.json`
+    /// beside it as [`BURNPACK`], the folder loads with [`ClipModel::from_pretrained`]).
+    pub fn save_burnpack(&self, path: &Path) -> Result<(), burn::store::RecordError> {
+        self.clone().save_file(path)
+    }
+
+    /// The vision tower alone.
+    pub fn into_vision(self) -> ClipVisionTransformer {
+        self.vision
     }
 
     /// The text tower (for its context length).

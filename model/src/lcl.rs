@@ -10,8 +10,9 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::batch::TokenBatch;
 use crate::cache::KvCache;
-use crate::checkpoint::{LoadError, WeightFiles, WeightLoader};
+use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader};
 use crate::clip::ClipVisionTransformer;
+use crate::clip_model::ClipModel;
 use crate::config::{ClipVisionConfig, LlamaConfig};
 use crate::llama::Llama;
 
@@ -72,18 +73,8 @@ impl LclModel {
         config: &LclConfig,
         image_patch_id: u32,
     ) -> Result<Self, LoadError> {
-        Ok(Self {
-            vision: ClipVisionTransformer::load(vision_loader, &config.vision)?,
-            projector: llm_loader.linear(
-                "model.mm_projector",
-                config.projector_input(),
-                config.llm.hidden_size,
-                true,
-            )?,
-            llm: Llama::load(llm_loader, &config.llm)?,
-            image_patch_id,
-            vision_layer: LCL_VISION_LAYER,
-        })
+        let vision = ClipVisionTransformer::load(vision_loader, &config.vision)?;
+        Ok(LanguageParts::load(llm_loader, config, image_patch_id)?.into_model(vision))
     }
 
     /// A model with fresh random weights (normal, std `std`), for training from scratch.
@@ -139,6 +130,16 @@ impl LclModel {
             llm: LlamaConfig::from_file(&model_dir.join("config.json"))?,
             vision: ClipVisionConfig::from_file(&vision_dir.join("config.json"))?,
         };
+        if model_dir.join(BURNPACK).is_file() || vision_dir.join(BURNPACK).is_file() {
+            return Self::from_burnpack_folders(
+                &config,
+                model_dir,
+                vision_dir,
+                image_patch_id,
+                device,
+                dtype,
+            );
+        }
         let llm_files = WeightFiles::open(model_dir)?;
         let vision_files = WeightFiles::open(vision_dir)?;
         let vision_prefix = vision_prefix(&vision_files);
@@ -163,6 +164,46 @@ impl LclModel {
         let mut vision_loader = WeightLoader::load(&vision_files, vision_prefix, device, dtype)
             .with_progress(&mut vision_report);
         Self::load(&mut llm_loader, &mut vision_loader, &config, image_patch_id)
+    }
+
+    /// Loads folders of which at least one is in Burn's format: `model_dir/model.bpk` holds
+    /// the projector and LLaMA (what `lcl train` writes), `vision_dir/model.bpk` a whole CLIP
+    /// model; the other folder may hold Hugging Face weights.
+    fn from_burnpack_folders(
+        config: &LclConfig,
+        model_dir: &Path,
+        vision_dir: &Path,
+        image_patch_id: u32,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, LoadError> {
+        let vision = if vision_dir.join(BURNPACK).is_file() {
+            ClipModel::from_pretrained(vision_dir, device, dtype)?.into_vision()
+        } else {
+            let files = WeightFiles::open(vision_dir)?;
+            let prefix = vision_prefix(&files);
+            let mut check = WeightLoader::check(&files, prefix, device);
+            ClipVisionTransformer::load(&mut check, &config.vision)?;
+            check.finish(|name| vision_ignorable(name, prefix))?;
+            let mut loader = WeightLoader::load(&files, prefix, device, dtype);
+            ClipVisionTransformer::load(&mut loader, &config.vision)?
+        };
+        let language = if model_dir.join(BURNPACK).is_file() {
+            let fresh = LanguageParts::load(
+                &mut WeightLoader::init(0.02, device, dtype),
+                config,
+                image_patch_id,
+            )?;
+            crate::checkpoint::load_burnpack(fresh, &model_dir.join(BURNPACK))?
+        } else {
+            let files = WeightFiles::open(model_dir)?;
+            let mut check = WeightLoader::check(&files, "", device);
+            LanguageParts::load(&mut check, config, image_patch_id)?;
+            check.finish(llm_ignorable)?;
+            let mut loader = WeightLoader::load(&files, "", device, dtype);
+            LanguageParts::load(&mut loader, config, image_patch_id)?
+        };
+        Ok(language.into_model(vision))
     }
 
     /// Saves every weight in Burn's own format (a `.bpk` burnpack), e.g. after fine-tuning.
@@ -314,6 +355,47 @@ pub fn embed_with_images(
         0,
     );
     Ok(table.select(0, index).reshape([rows, len, width]))
+}
+
+/// The projector and LLaMA of a model: the tensors of a trained model's `model.bpk`.
+#[derive(Module, Debug)]
+struct LanguageParts {
+    projector: Linear,
+    llm: Llama,
+    #[module(skip)]
+    image_patch_id: u32,
+    #[module(skip)]
+    vision_layer: isize,
+}
+
+impl LanguageParts {
+    fn load(
+        loader: &mut WeightLoader,
+        config: &LclConfig,
+        image_patch_id: u32,
+    ) -> Result<Self, LoadError> {
+        Ok(Self {
+            projector: loader.linear(
+                "model.mm_projector",
+                config.projector_input(),
+                config.llm.hidden_size,
+                true,
+            )?,
+            llm: Llama::load(loader, &config.llm)?,
+            image_patch_id,
+            vision_layer: LCL_VISION_LAYER,
+        })
+    }
+
+    fn into_model(self, vision: ClipVisionTransformer) -> LclModel {
+        LclModel {
+            vision,
+            projector: self.projector,
+            llm: self.llm,
+            image_patch_id: self.image_patch_id,
+            vision_layer: self.vision_layer,
+        }
+    }
 }
 
 /// Where the CLIP tensors sit in `files`: at the top (`vision_model.*`) or under the Shikra
