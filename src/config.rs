@@ -69,6 +69,10 @@ pub enum Strategy {
     /// [mix]: [2-way-weight] episodes interleaved with instruction data.
     #[serde(rename = "mix")]
     Mix,
+    /// The base model's instruction tuning alone (the `[mix]` sources, no LCL episode): how
+    /// the miniature's vanilla captioner is trained.
+    #[serde(rename = "instructions")]
+    Instructions,
 }
 
 /// How [2-way-weight] weighs shot counts.
@@ -128,7 +132,7 @@ impl SamplerConfig {
     pub fn schedule(&self) -> ShotSchedule {
         let (min, max) = (self.min_total_shots, self.max_total_shots);
         match (self.strategy, self.weighting) {
-            (Strategy::TwoWay, _) => self.fixed_schedule(),
+            (Strategy::TwoWay | Strategy::Instructions, _) => self.fixed_schedule(),
             (Strategy::TwoWayRandom, _) => ShotSchedule::UniformTotal { min, max },
             (Strategy::TwoWayWeight | Strategy::Mix, Weighting::Code) => ShotSchedule::Weighted {
                 max: max / 2,
@@ -380,8 +384,10 @@ impl RunConfig {
         if !(p > 0.0 && p <= 1.0) {
             bail!("mix.lcl_probability must be in (0, 1], not {p}");
         }
-        if s.strategy == Strategy::Mix && self.mix.sources.is_empty() {
-            bail!("strategy \"mix\" needs at least one [[mix.sources]] entry");
+        if matches!(s.strategy, Strategy::Mix | Strategy::Instructions)
+            && self.mix.sources.is_empty()
+        {
+            bail!("strategy \"mix\" and \"instructions\" need at least one [[mix.sources]] entry");
         }
         self.validate_training()?;
         if let Some(odd) = self.evaluation.shots.iter().find(|n| *n % 2 == 1) {

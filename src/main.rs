@@ -72,6 +72,119 @@ enum Command {
     ///
     /// Example: lcl gen-world --seed 42 --out world
     GenWorld(GenWorldArgs),
+    /// Train a CLIP model (both towers) from scratch, contrastively, on an image folder whose
+    /// class names are the captions; writes a CLIP folder in Burn's format.
+    ///
+    /// Example: lcl train-clip --config configs/mini/clip.json --tokenizer tests/fixtures/tiny-clip-text
+    ///   --data world/real/images --split world/real/heldout-classes.txt --out models/mini-clip
+    TrainClip(TrainClipArgs),
+    /// Write a model folder with fresh random LLaMA + projector weights over a CLIP tower:
+    /// the start of a model trained from scratch (the miniature's captioner).
+    ///
+    /// Example: lcl init-model --llm configs/mini/llama.json --vision models/mini-clip
+    ///   --tokenizer tests/fixtures/tiny-lcl --out models/mini-init
+    InitModel(InitModelArgs),
+}
+
+#[derive(Args)]
+struct InitModelArgs {
+    /// LLaMA config.json (sizes; mm_hidden_size is taken from the vision tower).
+    #[arg(long)]
+    llm: PathBuf,
+    /// CLIP folder (copied into OUT/vision).
+    #[arg(long)]
+    vision: PathBuf,
+    /// Folder with the LLaMA tokenizer files (copied).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Standard deviation of the fresh weights.
+    #[arg(long, default_value_t = 0.02)]
+    std: f64,
+    /// Seed of the fresh weights.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn init_model(args: InitModelArgs) -> Result<()> {
+    let request = lcl::train::init::InitRequest {
+        llm: args.llm,
+        vision: args.vision,
+        tokenizer: args.tokenizer,
+        std: args.std,
+        seed: args.seed,
+        out: args.out,
+    };
+    lcl::train::init::init_model(&request, &default_device())?;
+    eprintln!("{}: fresh model written", request.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+struct TrainClipArgs {
+    /// CLIP config.json with the sizes of both towers.
+    #[arg(long)]
+    config: PathBuf,
+    /// Folder holding the CLIP tokenizer.json (copied into --out).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Image folder: one sub-folder per class.
+    #[arg(long)]
+    data: PathBuf,
+    /// Names file (default: LOC_synset_mapping.txt / names.tsv beside the folder).
+    #[arg(long)]
+    names: Option<PathBuf>,
+    /// Classes to leave out (one id per line).
+    #[arg(long)]
+    split: Option<PathBuf>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    /// Classes per contrastive batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Peak learning rate (5% warm-up, then cosine).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Softmax temperature.
+    #[arg(long, default_value_t = 0.07)]
+    temperature: f64,
+    /// Seed of initialisation and batches.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The CLIP folder to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn train_clip(args: TrainClipArgs) -> Result<()> {
+    let config = lcl_model::ClipConfig::from_file(&args.config)?;
+    let request = lcl::train::clip::ClipTrainRequest {
+        config,
+        tokenizer: args.tokenizer,
+        data: args.data,
+        names: args.names,
+        split: args.split,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        temperature: args.temperature,
+        seed: args.seed,
+        out: args.out.clone(),
+    };
+    let summary = lcl::train::clip::train_clip(&request, &default_device())?;
+    eprintln!(
+        "{}: {} classes, {} steps in {:.1} s; final loss {:.4}; zero-shot naming accuracy {:.1}%",
+        args.out.display(),
+        summary.classes,
+        request.steps,
+        summary.seconds,
+        summary.final_loss,
+        100.0 * summary.naming_accuracy
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -580,6 +693,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train(args),
         Command::MergeLora(args) => merge_lora(args),
         Command::GenWorld(args) => gen_world(args),
+        Command::TrainClip(args) => train_clip(args),
+        Command::InitModel(args) => init_model(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

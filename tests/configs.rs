@@ -114,3 +114,16 @@ fn the_shipped_training_questions_each_hold_one_image() {
     let err = read_questions(&dir.join("q.json")).unwrap_err();
     assert!(err.to_string().contains("question 2"), "{err}");
 }
+
+#[test]
+fn the_miniature_configs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mini");
+    let caption = RunConfig::from_file(&dir.join("caption.toml")).unwrap();
+    assert_eq!(caption.sampler.strategy, Strategy::Instructions);
+    let lcl = RunConfig::from_file(&dir.join("lcl-2way-weight.toml")).unwrap();
+    assert_eq!(lcl.sampler.strategy, Strategy::TwoWayWeight);
+    let clip = lcl_model::ClipConfig::from_file(&dir.join("clip.json")).unwrap();
+    let llama = lcl_model::LlamaConfig::from_file(&dir.join("llama.json")).unwrap();
+    assert_eq!(clip.vision_config.num_patches(), 16);
+    assert!(llama.hidden_size % llama.num_attention_heads == 0);
+}

@@ -488,26 +488,17 @@ fn lcl_train_reports_progress_resumes_and_its_weights_change_lcl_infer_answers()
 }
 
 #[test]
-fn a_trained_run_is_a_model_folder_with_its_config_and_tokenizer() {
+fn a_full_fine_tune_leaves_a_model_folder_that_loads_as_the_base_with_its_weights() {
     let dir = scratch("train-folder");
-    let config = tiny_config(1);
     let out = dir.join("run");
-    let weights = train(&request(config.clone(), out), &device())
+    let weights = train(&request(tiny_config(1), out.clone()), &device())
         .unwrap()
         .weights
         .unwrap();
-    let folder = dir.join("model");
-    std::fs::create_dir_all(&folder).unwrap();
-    for entry in std::fs::read_dir(fixture("tiny-lcl")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if !name.starts_with("pytorch_model") {
-            std::fs::copy(&path, folder.join(&name)).unwrap();
-        }
-    }
-    std::fs::copy(&weights, folder.join("model.bpk")).unwrap();
+    let folder = out.join("model");
+    let vision = lcl::infer::resolve_vision_dir(&folder, None).unwrap();
+    assert_eq!(vision, std::path::absolute(fixture("tiny-clip")).unwrap());
     let tokenizer = LclTokenizer::from_dir(&folder).unwrap();
-    let vision = fixture("tiny-clip");
     let from_folder = load_model(&folder, &vision, &tokenizer, &device(), Precision::F32).unwrap();
     let applied = apply_weights(
         load_model(
@@ -524,7 +515,7 @@ fn a_trained_run_is_a_model_folder_with_its_config_and_tokenizer() {
     let ids = tokenizer.encode("USER: what is in the image? ASSISTANT: there is");
     let batch = TokenBatch::left_padded(&[ids], tokenizer.pad_id());
     assert_close(
-        "a model folder holding model.bpk vs the base with --weights",
+        "the run's model folder vs the base with --weights",
         &values(from_folder.forward_logits(&batch, None).unwrap()),
         &values(applied.forward_logits(&batch, None).unwrap()),
         1e-6,

@@ -63,6 +63,9 @@ pub struct TrainSummary {
 /// The weights file a finished run writes in its folder.
 pub const TRAINED_WEIGHTS: &str = "model.bpk";
 
+/// The model folder a finished full fine-tune writes in its folder (`--model` reads it).
+pub const MODEL_FOLDER: &str = "model";
+
 /// Runs (or resumes) the training `request` describes on `device`.
 pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
     let config = &request.config;
@@ -207,6 +210,14 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
     }
     let weights = request.out.join(TRAINED_WEIGHTS);
     crate::train::checkpoint::write_record(result.model.into_record(), keep, &weights)?;
+    if keep == Keep::All {
+        crate::train::init::write_model_folder(
+            base,
+            &vision_dir,
+            &weights,
+            &request.out.join(MODEL_FOLDER),
+        )?;
+    }
     Ok(summary(Some(weights)))
 }
 
@@ -305,27 +316,10 @@ impl EpisodeStream {
         tokenizer: Arc<LclTokenizer>,
         vision: &ClipVisionConfig,
     ) -> Result<Self> {
-        let classes = class_file::read(&config.data.class_file)?;
-        let questions = read_questions(&config.data.questions)?;
         let (patches, size) = (vision.num_patches(), vision.image_size as u32);
-        let set = |shots: ShotSchedule| -> Result<TrainSet> {
-            let spec = Arc::new(TrainSetSpec {
-                classes: classes.clone(),
-                image_root: config.data.image_root.clone(),
-                shots,
-                questions: questions.clone(),
-                episodes_per_class: config.sampler.episodes_per_class,
-                seed: config.sampler.seed,
-            });
-            let sampler = EpisodeSampler::new(spec, 0)
-                .with_context(|| format!("{}", config.data.class_file.display()))?;
-            Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size))
-        };
-        let fixed = set(config.sampler.fixed_schedule())?;
-        let main = set(config.sampler.schedule())?;
-        let main_from = config.training.epochs - config.training.main_epochs;
+        let strategy = config.sampler.strategy;
         let instructions: Vec<Arc<dyn Dataset<EpisodeItem>>> =
-            if config.sampler.strategy == Strategy::Mix {
+            if matches!(strategy, Strategy::Mix | Strategy::Instructions) {
                 config
                     .mix
                     .sources
@@ -343,8 +337,37 @@ impl EpisodeStream {
             } else {
                 Vec::new()
             };
-        let probabilities = config.mix.probabilities();
         let seed = config.sampler.seed;
+        if strategy == Strategy::Instructions {
+            let even = vec![1.0 / instructions.len() as f64; instructions.len()];
+            let epoch_len = MixedSet::new(instructions.clone(), even.clone(), seed, 0)?.len();
+            let epochs: EpochSets = Arc::new(move |epoch| -> Arc<dyn Dataset<EpisodeItem>> {
+                Arc::new(
+                    MixedSet::new(instructions.clone(), even.clone(), seed, epoch as u64)
+                        .expect("the sources were checked at epoch 0"),
+                )
+            });
+            return Ok(Self { epochs, epoch_len });
+        }
+        let classes = class_file::read(&config.data.class_file)?;
+        let questions = read_questions(&config.data.questions)?;
+        let set = |shots: ShotSchedule| -> Result<TrainSet> {
+            let spec = Arc::new(TrainSetSpec {
+                classes: classes.clone(),
+                image_root: config.data.image_root.clone(),
+                shots,
+                questions: questions.clone(),
+                episodes_per_class: config.sampler.episodes_per_class,
+                seed,
+            });
+            let sampler = EpisodeSampler::new(spec, 0)
+                .with_context(|| format!("{}", config.data.class_file.display()))?;
+            Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size))
+        };
+        let fixed = set(config.sampler.fixed_schedule())?;
+        let main = set(config.sampler.schedule())?;
+        let main_from = config.training.epochs - config.training.main_epochs;
+        let probabilities = config.mix.probabilities();
         let lcl_at = move |epoch: usize| -> TrainSet {
             let phase = if epoch >= main_from { &main } else { &fixed };
             phase.at_epoch(epoch as u64)

@@ -4,7 +4,9 @@
 //! `lcl train` job ([`job`]).
 
 pub mod checkpoint;
+pub mod clip;
 pub mod grads;
+pub mod init;
 pub mod job;
 pub mod log;
 pub mod lora;

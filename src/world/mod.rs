@@ -5,6 +5,7 @@
 //! DIR/real/images/<r0001>/<r0001>_<k>.png   the "real world": species x pictures (ImageNet layout)
 //! DIR/real/LOC_synset_mapping.txt           "<id> <name>" per species
 //! DIR/real/heldout-classes.txt              held-out species (the ImageNet-100 analogue), in pairs
+//! DIR/real/captions.json                    captioning conversations of the training species
 //! DIR/novel/images/<n001>/<k>.png           novel concepts: hybrids of two real species
 //! DIR/novel/images/<r0001>/<k>.png          fresh pictures of each concept's look-alike parent
 //! DIR/isekai-10.jsonl                       concept vs its look-alike parent (ISEKAI-10 format)
@@ -26,7 +27,9 @@ use image::RgbImage;
 use lcl_model::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::conversation::{Conversation, Turn};
 use crate::data::isekai::IsekaiEpisode;
+use crate::template::{IMAGE_PLACEHOLDER, query_answer};
 use crate::world::species::{Concept, Species, novel_concepts, real_species};
 
 /// What to generate.
@@ -196,6 +199,10 @@ pub fn generate(
     write(&real.join("LOC_synset_mapping.txt"), names.as_bytes())?;
     let heldout: String = world.heldout.iter().map(|id| format!("{id}\n")).collect();
     write(&real.join("heldout-classes.txt"), heldout.as_bytes())?;
+    write(
+        &real.join("captions.json"),
+        &serde_json::to_vec_pretty(&world.captions()).context("captions.json")?,
+    )?;
     crate::data::jsonl::write(&out.join("isekai-10.jsonl"), &world.look_alike_suite())?;
     crate::data::jsonl::write(&out.join("isekai-pair.jsonl"), &world.pair_suite())?;
     write(
@@ -225,6 +232,32 @@ impl World {
             .iter()
             .map(|s| s.id.as_str())
             .filter(|id| !self.heldout.iter().any(|h| h == id))
+            .collect()
+    }
+
+    /// Captioning conversations (LLaVA format, paths relative to `real/images`) of every
+    /// picture of every training species: what the miniature's vanilla captioner learns.
+    pub fn captions(&self) -> Vec<Conversation> {
+        let training = self.training_ids();
+        self.species
+            .iter()
+            .filter(|s| training.contains(&s.id.as_str()))
+            .flat_map(|species| {
+                (0..self.spec.images_per_species).map(move |k| Conversation {
+                    id: None,
+                    image: Some(format!("{0}/{0}_{k}.png", species.id)),
+                    conversations: vec![
+                        Turn {
+                            from: "human".into(),
+                            value: format!("{IMAGE_PLACEHOLDER}\nWhat is in the image?"),
+                        },
+                        Turn {
+                            from: "gpt".into(),
+                            value: query_answer(&species.name),
+                        },
+                    ],
+                })
+            })
             .collect()
     }
 
