@@ -125,5 +125,5 @@ fn the_miniature_configs_parse() {
     let clip = lcl_model::ClipConfig::from_file(&dir.join("clip.json")).unwrap();
     let llama = lcl_model::LlamaConfig::from_file(&dir.join("llama.json")).unwrap();
     assert_eq!(clip.vision_config.num_patches(), 16);
-    assert!(llama.hidden_size % llama.num_attention_heads == 0);
+    assert!(llama.hidden_size.is_multiple_of(llama.num_attention_heads));
 }
