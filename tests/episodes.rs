@@ -374,13 +374,15 @@ fn the_mix_draws_its_sources_at_their_probabilities() {
             },
         ],
     };
+    // A relative image root (as configs give it) resolves once, not twice.
     let instructions: Arc<dyn Dataset<EpisodeItem>> = Arc::new(InstructionSet::new(
         vec![conversation],
-        fixture("images"),
+        "tests/fixtures/images".into(),
         Arc::new(tokenizer()),
         16,
         56,
     ));
+    assert_eq!(instructions.get(0).unwrap().images, 1);
     let mix = MixedSet::new(vec![lcl_set, instructions], vec![0.5, 0.5], 1, 0).unwrap();
     assert_eq!(
         mix.len(),

@@ -2,7 +2,7 @@
 //! interleaves several sources at set probabilities (the original samples LCL episodes with
 //! total probability 0.5 and its instruction sets evenly in the rest).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -52,7 +52,8 @@ impl Dataset<EpisodeItem> for InstructionSet {
         let encoded = record
             .encode(&self.tokenizer, self.patches, &self.image_root)
             .map_err(|err| dataset_error(err.context(format!("conversation {}", index + 1))))?;
-        EpisodeItem::new(encoded, &self.image_root, self.image_size).map_err(dataset_error)
+        // `encode` already resolved the image under `image_root`.
+        EpisodeItem::new(encoded, Path::new(""), self.image_size).map_err(dataset_error)
     }
 
     fn len(&self) -> usize {

@@ -92,9 +92,10 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
         accumulation: config.training.grad_accumulation,
     };
     let start = resume.as_ref().map_or(0, |state| state.episodes);
+    let logged = resume.as_ref().map_or(0, |state| state.step);
+    truncate_log(&request.out.join("steps.jsonl"), logged)?;
+    truncate_log(&request.out.join("validation.jsonl"), logged)?;
     if let Some(state) = &resume {
-        truncate_log(&request.out.join("steps.jsonl"), state.step)?;
-        truncate_log(&request.out.join("validation.jsonl"), state.step)?;
         eprintln!(
             "resuming {} at step {} of {} ({} episodes done)",
             request.out.display(),
@@ -286,7 +287,7 @@ fn resume_state(
 }
 
 /// Drops the records of `path` (JSON lines with a `step`) after `step`: what a resumed run
-/// recomputes.
+/// recomputes (all of them for a fresh run in a folder a stopped run left without checkpoint).
 fn truncate_log(path: &Path, step: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
