@@ -36,6 +36,7 @@ fi
 if stage eval; then
     for model in mini-caption mini-lcl; do
         lcl eval --model "runs/$model/model" --suite isekai-10 --data world \
-            --shots 0,2,4,8,16 --score likelihood --out "runs/eval-$model"
+            --shots 0,2,4,8,16 --score generate,likelihood --max-new-tokens 16 \
+            --out "runs/eval-$model"
     done
 fi
