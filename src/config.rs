@@ -237,6 +237,21 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// The CLIP folder the config names, if any (else the base's own).
+    pub fn vision_dir(&self) -> Option<&Path> {
+        (!self.vision.as_os_str().is_empty()).then_some(self.vision.as_path())
+    }
+
+    /// The weight precision `dtype` names (checked when the config is read).
+    pub fn precision(&self) -> crate::infer::Precision {
+        match self.dtype.as_str() {
+            "bf16" => crate::infer::Precision::Bf16,
+            _ => crate::infer::Precision::F32,
+        }
+    }
+}
+
 /// Optimisation and checkpointing (the original: AdamW, lr 2e-5, no weight decay, 3%
 /// warm-up then cosine, 50 epochs, seed 42 in [sampler]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

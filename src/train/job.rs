@@ -21,7 +21,7 @@ use crate::data::class_file;
 use crate::data::conversation;
 use crate::data::mix::{InstructionSet, MixedSet};
 use crate::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
-use crate::infer::{Precision, load_model, resolve_vision_dir};
+use crate::infer::{load_model, resolve_vision_dir};
 use crate::sampler::ShotSchedule;
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, ModelCheckpointer, RunState, complete_checkpoints};
@@ -82,7 +82,7 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
 
     let base = &config.model.base;
     let tokenizer = Arc::new(LclTokenizer::from_dir(base)?);
-    let vision_dir = resolve_vision_dir(base, vision_override(config))?;
+    let vision_dir = resolve_vision_dir(base, config.model.vision_dir())?;
     let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
     let stream = EpisodeStream::new(config, tokenizer.clone(), &vision)?;
     let plan = RunPlan {
@@ -105,11 +105,13 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
         );
     }
 
-    let precision = match config.model.dtype.as_str() {
-        "bf16" => Precision::Bf16,
-        _ => Precision::F32,
-    };
-    let model = load_model(base, &vision_dir, &tokenizer, device, precision)?;
+    let model = load_model(
+        base,
+        &vision_dir,
+        &tokenizer,
+        device,
+        config.model.precision(),
+    )?;
     let mut trainer = LclTrainer::new(model);
     let keep = if config.training.lora.enabled {
         device.seed(config.sampler.seed);
@@ -234,10 +236,6 @@ fn last_step(path: &Path) -> Option<(usize, usize)> {
 
 /// Reason of the stop `--stop-after` asks for.
 pub const STOP_AFTER: &str = "stopped after";
-
-fn vision_override(config: &RunConfig) -> Option<&Path> {
-    (!config.model.vision.as_os_str().is_empty()).then_some(config.model.vision.as_path())
-}
 
 /// The config sections a resumed run must share with the interrupted one.
 fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {

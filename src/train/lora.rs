@@ -99,14 +99,14 @@ pub fn merge_file(
     }
     let base = &config.model.base;
     let tokenizer = crate::tokenizer::LclTokenizer::from_dir(base)?;
-    let vision =
-        (!config.model.vision.as_os_str().is_empty()).then_some(config.model.vision.as_path());
-    let vision_dir = crate::infer::resolve_vision_dir(base, vision)?;
-    let precision = match config.model.dtype.as_str() {
-        "bf16" => crate::infer::Precision::Bf16,
-        _ => crate::infer::Precision::F32,
-    };
-    let model = crate::infer::load_model(base, &vision_dir, &tokenizer, device, precision)?;
+    let vision_dir = crate::infer::resolve_vision_dir(base, config.model.vision_dir())?;
+    let model = crate::infer::load_model(
+        base,
+        &vision_dir,
+        &tokenizer,
+        device,
+        config.model.precision(),
+    )?;
     let trainer = apply(LclTrainer::new(model), &config.training.lora)?;
     let record = burn::store::ModuleRecord::load(weights)
         .map_err(|err| anyhow!("{}: cannot read: {err}", weights.display()))?;
