@@ -2,11 +2,12 @@
 # Builds the miniature of the paper's pipeline from nothing, with the project's own commands:
 # the two-world data set, a mini CLIP trained contrastively on the real world, class
 # neighbours, a fresh mini LLaMA taught to caption (the vanilla model), the LCL fine-tune,
-# and the evaluation of both on the novel world. Run from the repository root:
+# the f16 export of both into checkpoints/mini (what the repository ships) and the default
+# evaluation of them. Run from the repository root:
 #   bash scripts/miniature.sh            (BACKEND=flex by default; STAGES to run a subset)
 set -euo pipefail
 BACKEND="${BACKEND:-flex}"
-STAGES="${STAGES:-world clip neighbors init caption lcl eval}"
+STAGES="${STAGES:-world clip neighbors init caption lcl export eval}"
 lcl() { cargo xtask "$@" --backend "$BACKEND"; }
 stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
@@ -33,10 +34,12 @@ if stage lcl; then
     lcl train --config configs/mini/lcl-2way-weight.toml --model runs/mini-caption/model \
         --out runs/mini-lcl
 fi
+if stage export; then
+    lcl export-model --model runs/mini-caption/model --dtype f16 \
+        --out checkpoints/mini/vanilla --vision-out checkpoints/mini/clip
+    lcl export-model --model runs/mini-caption/model --weights runs/mini-lcl/model.bpk \
+        --dtype f16 --out checkpoints/mini/lcl --vision-out checkpoints/mini/clip
+fi
 if stage eval; then
-    for model in mini-caption mini-lcl; do
-        lcl eval --model "runs/$model/model" --suite isekai-10 --data world \
-            --shots 0,2,4,8,16 --score generate,likelihood --max-new-tokens 16 \
-            --out "runs/eval-$model"
-    done
+    lcl eval --data world --out runs/eval-default
 fi

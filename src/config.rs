@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::episode::Supervision;
 use crate::neighbors::NeighborSettings;
 use crate::sampler::ShotSchedule;
 
@@ -284,6 +285,8 @@ pub struct TrainingConfig {
     pub gradient_checkpointing: bool,
     /// Data-loader threads; 1 keeps batches in order (exact resume), more may reorder them.
     pub loader_workers: usize,
+    /// Which answers the loss supervises: `query` (the original) or `repeated-labels`.
+    pub supervise: Supervision,
     /// LoRA on the LLaMA linear layers instead of full fine-tuning.
     pub lora: LoraConfig,
 }
@@ -304,6 +307,7 @@ impl Default for TrainingConfig {
             keep_checkpoints: 2,
             gradient_checkpointing: false,
             loader_workers: 1,
+            supervise: Supervision::Query,
             lora: LoraConfig::default(),
         }
     }

@@ -5,14 +5,30 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+use serde::{Deserialize, Serialize};
+
 use crate::template::{
     QUERY_QUESTION, Segment, image_tokens, query_answer, render_query, render_support,
-    tokenize_segments,
+    render_support_prompt, tokenize_segments,
 };
 use crate::tokenizer::LclTokenizer;
 
 /// Label of a position the loss ignores (PyTorch's and HF's `IGNORE_INDEX`).
 pub const IGNORE_INDEX: i64 = -100;
+
+/// Which answers of a training episode the loss supervises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Supervision {
+    /// The query's answer and its `</s>` only: the original's loss.
+    #[default]
+    Query,
+    /// Also the answer of every support shot whose label an earlier shot of the episode
+    /// already showed: each is answerable only through the link, so an episode of `k` shots
+    /// per class gives about `2k` linking targets instead of one. Not in the original; the
+    /// miniature uses it to learn linking in fewer steps.
+    RepeatedLabels,
+}
 
 /// One support shot: an image and the label shown with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +59,8 @@ pub struct EncodedEpisode {
     pub segments: Vec<Segment>,
     /// All ids in order.
     pub ids: Vec<u32>,
-    /// Loss labels, one per id: [`IGNORE_INDEX`] everywhere but the query's answer and its
-    /// `</s>` (HF convention: the model shifts them by one itself).
+    /// Loss labels, one per id: [`IGNORE_INDEX`] everywhere but the supervised answers (the
+    /// query's with its `</s>`; HF convention: the model shifts them by one itself).
     pub labels: Vec<i64>,
     /// Image files in the order their `<im_patch>` runs appear (support shots, then query).
     pub images: Vec<PathBuf>,
@@ -75,30 +91,50 @@ impl Episode {
         texts
     }
 
-    /// Renders and tokenises the episode; labels supervise the answer only.
+    /// Renders and tokenises the episode; labels supervise the query's answer only (the
+    /// original's loss).
     pub fn encode(&self, tokenizer: &LclTokenizer, patches: usize) -> Result<EncodedEpisode> {
+        self.encode_supervised(tokenizer, patches, Supervision::Query)
+    }
+
+    /// Renders and tokenises the episode; labels supervise the answers `supervision` names.
+    pub fn encode_supervised(
+        &self,
+        tokenizer: &LclTokenizer,
+        patches: usize,
+        supervision: Supervision,
+    ) -> Result<EncodedEpisode> {
         let segments = tokenize_segments(tokenizer, self.render(patches));
         let ids: Vec<u32> = segments
             .iter()
             .flat_map(|s| s.ids.iter().copied())
             .collect();
         let mut labels = vec![IGNORE_INDEX; ids.len()];
-        if self.answer.is_some() {
-            let query = segments.last().expect("the query segment");
-            let image = image_tokens(patches);
-            let prompt = tokenizer.encode(&render_query(&self.question, None, &image));
-            if !query.ids.starts_with(&prompt) || prompt.len() >= query.ids.len() {
-                bail!(
-                    "the query's answer does not start on a token boundary after `ASSISTANT:` \
-                     (question {:?}, answer {:?})",
-                    self.question,
-                    self.answer
-                );
+        let image = image_tokens(patches);
+        let mut segment_start = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            let supervised_prompt = match self.support.get(i) {
+                Some(shot)
+                    if supervision == Supervision::RepeatedLabels
+                        && self.support[..i].iter().any(|s| s.label == shot.label) =>
+                {
+                    Some(render_support_prompt(i == 0, &image))
+                }
+                Some(_) => None,
+                None if self.answer.is_some() => Some(render_query(&self.question, None, &image)),
+                None => None,
+            };
+            if let Some(prompt) = supervised_prompt {
+                let answer_start = segment_start + answer_offset(tokenizer, segment, &prompt)?;
+                let end = segment_start + segment.ids.len();
+                for (label, &id) in labels[answer_start..end]
+                    .iter_mut()
+                    .zip(&ids[answer_start..end])
+                {
+                    *label = i64::from(id);
+                }
             }
-            let answer_start = ids.len() - (query.ids.len() - prompt.len());
-            for (label, &id) in labels[answer_start..].iter_mut().zip(&ids[answer_start..]) {
-                *label = i64::from(id);
-            }
+            segment_start += segment.ids.len();
         }
         let images = self
             .support
@@ -113,4 +149,17 @@ impl Episode {
             images,
         })
     }
+}
+
+/// Where the answer starts in `segment`: after the ids of `prompt` (its text up to
+/// `ASSISTANT:`), which must be a strict prefix of the segment's ids.
+fn answer_offset(tokenizer: &LclTokenizer, segment: &Segment, prompt: &str) -> Result<usize> {
+    let prompt_ids = tokenizer.encode(prompt);
+    if !segment.ids.starts_with(&prompt_ids) || prompt_ids.len() >= segment.ids.len() {
+        bail!(
+            "the answer does not start on a token boundary after `ASSISTANT:` in {:?}",
+            segment.text
+        );
+    }
+    Ok(prompt_ids.len())
 }

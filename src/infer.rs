@@ -212,6 +212,22 @@ pub fn apply_weights(model: LclModel, path: &Path) -> Result<LclModel> {
         .map_err(|err| anyhow::anyhow!("{}: does not fit the model: {err}", path.display()))
 }
 
+/// [`load_model`], then fine-tuned `weights` over it when given ([`apply_weights`]).
+pub fn load_model_with_weights(
+    model_dir: &Path,
+    vision_dir: &Path,
+    tokenizer: &LclTokenizer,
+    device: &Device,
+    precision: Precision,
+    weights: Option<&Path>,
+) -> Result<LclModel> {
+    let model = load_model(model_dir, vision_dir, tokenizer, device, precision)?;
+    match weights {
+        Some(path) => apply_weights(model, path),
+        None => Ok(model),
+    }
+}
+
 /// Runs one episode on `device` and returns the answer.
 pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
     let (tokenizer, vision, segments) = render_prompt(request)?;
@@ -224,17 +240,14 @@ pub fn run(request: &InferRequest, device: &Device) -> Result<InferOutput> {
         pixels.extend(preprocess_file(file, size)?);
     }
     let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
-    let model = load_model(
+    let model = load_model_with_weights(
         &request.model,
         &vision_dir,
         &tokenizer,
         device,
         request.precision,
+        request.weights.as_deref(),
     )?;
-    let model = match &request.weights {
-        Some(path) => apply_weights(model, path)?,
-        None => model,
-    };
     let size = size as usize;
     let pixels = Tensor::<4>::from_data(
         TensorData::new(pixels, [files.len(), 3, size, size]),

@@ -1,6 +1,6 @@
 //! The `lcl` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -84,6 +84,112 @@ enum Command {
     /// Example: lcl init-model --llm configs/mini/llama.json --vision models/mini-clip
     ///   --tokenizer tests/fixtures/tiny-lcl --out models/mini-init
     InitModel(InitModelArgs),
+    /// Write a self-contained copy of a model folder (and its CLIP) at another precision,
+    /// optionally with fine-tuned weights folded in: how the shipped miniature checkpoints
+    /// are made (f16 halves their size; loading casts back to the dtype asked for).
+    ///
+    /// Example: lcl export-model --model runs/mini-lcl/model --dtype f16
+    ///   --out checkpoints/mini/lcl --vision-out checkpoints/mini/clip
+    ExportModel(ExportModelArgs),
+    /// Benchmark this project against PyTorch + transformers on this machine, in one run:
+    /// CLIP ViT-L/14, one LLaMA-7B layer (4,900-token prefill, one decode step), the tiny
+    /// model's training step and evaluation loop, and a large matmul as the machine's
+    /// reference; a table of medians and ratios, and a JSON report.
+    ///
+    /// Example: lcl bench --out runs/bench.json      (cargo xtask bench --backend wgpu ...)
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Items to run, comma-separated (default: all): matmul, clip-b1, clip-b16,
+    /// llama-layer-prefill, llama-layer-decode, llama-7b-prefill, tiny-train-step,
+    /// tiny-eval-reuse, tiny-eval-no-reuse.
+    #[arg(long, value_delimiter = ',')]
+    items: Vec<String>,
+    /// Measure one item in this process and print its JSON result (what the run spawns).
+    #[arg(long, hide = true)]
+    item: Option<String>,
+    /// Skip the PyTorch side (which needs Debian's python3-torch; the script installs it).
+    #[arg(long)]
+    no_torch: bool,
+    /// PyTorch device: cpu (f32), or cuda (bf16) next to a GPU backend.
+    #[arg(long, default_value = "cpu")]
+    torch_device: String,
+    /// Fewest timed runs per item (after one warm-up run).
+    #[arg(long, default_value_t = 3)]
+    min_runs: usize,
+    /// Fewest seconds of timed runs per item.
+    #[arg(long, default_value_t = 2.0)]
+    min_seconds: f64,
+    /// The JSON report.
+    #[arg(long, default_value = "runs/bench.json")]
+    out: PathBuf,
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    use lcl::bench::{BenchRequest, ITEMS, Timing, default_torch_script, items::measure};
+    let timing = Timing {
+        min_runs: args.min_runs,
+        min_seconds: args.min_seconds,
+    };
+    if let Some(item) = args.item {
+        let measurement = measure(&item, &default_device(), timing)?;
+        println!("{}", serde_json::to_string(&measurement)?);
+        return Ok(());
+    }
+    let request = BenchRequest {
+        items: if args.items.is_empty() {
+            ITEMS.iter().map(|(name, ..)| name.to_string()).collect()
+        } else {
+            args.items
+        },
+        torch: !args.no_torch,
+        torch_script: default_torch_script(),
+        torch_device: args.torch_device,
+        timing,
+        out: args.out,
+    };
+    let report = lcl::bench::run(&request, backend_name())?;
+    print!("{}", report.markdown());
+    eprintln!("report in {}", request.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+struct ExportModelArgs {
+    /// Model folder to export.
+    #[arg(long)]
+    model: PathBuf,
+    /// CLIP folder (default: MODEL/vision, else the config's mm_vision_tower).
+    #[arg(long)]
+    vision: Option<PathBuf>,
+    /// Fine-tuned weights to fold in (`lcl train`'s model.bpk).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Precision the weights are stored at.
+    #[arg(long, value_enum, default_value_t = Precision::F16)]
+    dtype: Precision,
+    /// The model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Where the CLIP folder goes (default: OUT/vision); models can share one.
+    #[arg(long)]
+    vision_out: Option<PathBuf>,
+}
+
+fn export_model(args: ExportModelArgs) -> Result<()> {
+    let request = lcl::train::export::ExportRequest {
+        model: args.model,
+        vision: args.vision,
+        weights: args.weights,
+        precision: args.dtype,
+        out: args.out,
+        vision_out: args.vision_out,
+    };
+    lcl::train::export::export_model(&request, &default_device())?;
+    eprintln!("{}: model written", request.out.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -346,9 +452,12 @@ fn merge_lora(args: MergeLoraArgs) -> Result<()> {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// Shikra/LCL checkpoint folder.
-    #[arg(long)]
-    model: PathBuf,
+    /// Shikra/LCL checkpoint folder. Without it (and without --suite): the default
+    /// evaluation, the shipped miniature models (checkpoints/mini) on the generated world
+    /// (drawn into --data, default runs/mini-world, when absent): ISEKAI-10, ISEKAI-pair,
+    /// held-out species and the false-label ablation, vanilla vs LCL.
+    #[arg(long, requires = "suite")]
+    model: Option<PathBuf>,
     /// CLIP checkpoint folder (default: MODEL/vision, else the config's mm_vision_tower).
     #[arg(long)]
     vision: Option<PathBuf>,
@@ -357,8 +466,8 @@ struct EvalArgs {
     weights: Option<PathBuf>,
     /// `isekai-10`, `isekai-pair`, `imagenet-100` (looked up under --data as NAME.jsonl), or
     /// a suite file: ISEKAI JSON lines or an ImageNet-100 test file (lcl test-classes).
-    #[arg(long)]
-    suite: String,
+    #[arg(long, requires = "model")]
+    suite: Option<String>,
     /// Folder holding the named suites.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -377,9 +486,10 @@ struct EvalArgs {
     /// Support size of --ablation position (each position 1..N is corrupted in turn).
     #[arg(long, default_value_t = 16)]
     position_shots: usize,
-    /// Output folder: predictions.jsonl (resumed from), results.json, results.md.
-    #[arg(long, default_value = "runs/eval")]
-    out: PathBuf,
+    /// Output folder: predictions.jsonl (resumed from), results.json, results.md (default:
+    /// runs/eval; runs/eval-default for the default evaluation).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Episodes per batch (left-padded).
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -403,21 +513,32 @@ struct EvalArgs {
     /// more likely of the two candidate answers), comma-separated; each gives its own rows.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "generate")]
     score: Vec<ScoreMode>,
+    /// Most episodes per shot column, spread evenly over the suite (default: all; 80 in
+    /// the default evaluation).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The default evaluation's models: a folder with `vanilla/` and `lcl/` (default: the
+    /// shipped checkpoints/mini).
+    #[arg(long, conflicts_with = "model")]
+    checkpoints: Option<PathBuf>,
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
+    let (Some(model), Some(suite)) = (args.model.clone(), args.suite.clone()) else {
+        return default_eval(args);
+    };
     let request = EvalRequest {
-        model: args.model,
+        model,
         vision: args.vision,
         weights: args.weights,
-        suite: args.suite,
+        suite,
         data: args.data,
         images: args.images,
         shots: args.shots,
         ablation: args.ablation,
         false_ratios: args.false_ratios,
         position_shots: args.position_shots,
-        out: args.out,
+        out: args.out.unwrap_or_else(|| PathBuf::from("runs/eval")),
         batch_size: args.batch_size,
         max_new_tokens: args.max_new_tokens,
         seed: args.seed,
@@ -425,11 +546,48 @@ fn eval(args: EvalArgs) -> Result<()> {
         cached_images: args.cached_images,
         prefix_reuse: !args.no_prefix_reuse,
         scores: args.score,
+        limit: args.limit,
     };
     eprintln!("backend: {}", backend_name());
     let results = evaluate(&request, &default_device())?;
     print!("{}", results.markdown());
     eprintln!("results in {}", request.out.display());
+    Ok(())
+}
+
+/// `lcl eval` with no model: the shipped miniature, vanilla vs LCL.
+fn default_eval(args: EvalArgs) -> Result<()> {
+    use lcl::eval::default::{DefaultEvalRequest, evaluate_default, markdown};
+    let mut request =
+        DefaultEvalRequest::new(Path::new(env!("CARGO_MANIFEST_DIR")), Path::new("runs"));
+    if let Some(data) = args.data {
+        request.world = data;
+    }
+    if let Some(out) = args.out {
+        request.out = out;
+    }
+    if let Some(limit) = args.limit {
+        request.limit = limit;
+    }
+    if let Some(checkpoints) = args.checkpoints {
+        request.checkpoints = checkpoints;
+    }
+    request.batch_size = args.batch_size;
+    request.precision = args.dtype;
+    eprintln!(
+        "backend: {}; the default evaluation: {} on {}",
+        backend_name(),
+        request.checkpoints.display(),
+        request.world.display()
+    );
+    let started = std::time::Instant::now();
+    let results = evaluate_default(&request, &default_device())?;
+    print!("{}", markdown(&request, &results));
+    eprintln!(
+        "done in {:.0} s; results and plots in {}",
+        started.elapsed().as_secs_f64(),
+        request.out.display()
+    );
     Ok(())
 }
 
@@ -683,6 +841,7 @@ fn infer(args: InferArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    lcl::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Infer(args) => infer(args),
@@ -695,6 +854,8 @@ fn main() -> ExitCode {
         Command::GenWorld(args) => gen_world(args),
         Command::TrainClip(args) => train_clip(args),
         Command::InitModel(args) => init_model(args),
+        Command::ExportModel(args) => export_model(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

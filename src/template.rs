@@ -32,12 +32,20 @@ pub fn image_tokens(patches: usize) -> String {
 
 /// One rendered support shot; the first one carries the system text.
 pub fn render_support(label: &str, first: bool, image: &str) -> String {
+    format!(
+        "{} {}</s>",
+        render_support_prompt(first, image),
+        support_answer(label)
+    )
+}
+
+/// A support shot up to its `ASSISTANT:` (where its answer starts).
+pub fn render_support_prompt(first: bool, image: &str) -> String {
     let question = SUPPORT_QUESTION.replace(IMAGE_PLACEHOLDER, image);
-    let answer = support_answer(label);
     if first {
-        format!("{SYSTEM_TEXT} USER: {question} ASSISTANT: {answer}</s>")
+        format!("{SYSTEM_TEXT} USER: {question} ASSISTANT:")
     } else {
-        format!(" USER: {question} ASSISTANT: {answer}</s>")
+        format!(" USER: {question} ASSISTANT:")
     }
 }
 

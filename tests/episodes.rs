@@ -14,7 +14,7 @@ use common::*;
 use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use lcl::data::class_file::{ClassEntry, Neighbor};
 use lcl::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
-use lcl::episode::{Episode, IGNORE_INDEX, Shot};
+use lcl::episode::{Episode, IGNORE_INDEX, Shot, Supervision};
 use lcl::sampler::ShotSchedule;
 use lcl::tokenizer::LclTokenizer;
 
@@ -76,6 +76,60 @@ fn training_episodes_match_the_slow_tokenizer_and_supervise_only_the_answer() {
         assert_eq!(encoded.images.len(), episode.support.len() + 1);
         assert_eq!(encoded.images.last().unwrap(), &PathBuf::from("query.png"));
     }
+}
+
+#[test]
+fn repeated_label_supervision_adds_the_answers_of_shots_whose_label_was_shown_before() {
+    let tokenizer = tokenizer();
+    let shot = |i: usize, label: &str| Shot {
+        image: PathBuf::from(format!("shot{i}.png")),
+        label: label.into(),
+    };
+    let episode = Episode {
+        support: vec![
+            shot(0, "wug"),
+            shot(1, "cat"),
+            shot(2, "wug"),
+            shot(3, "dax"),
+            shot(4, "cat"),
+        ],
+        query: "query.png".into(),
+        question: lcl::template::QUERY_QUESTION.into(),
+        answer: Some("wug".into()),
+    };
+    let decode_supervised = |supervision| {
+        let encoded = episode
+            .encode_supervised(&tokenizer, 4, supervision)
+            .unwrap();
+        let mut runs = Vec::new();
+        let mut run = Vec::new();
+        for (&id, &label) in encoded.ids.iter().zip(&encoded.labels) {
+            if label == IGNORE_INDEX {
+                if !run.is_empty() {
+                    let text = tokenizer.decode(&std::mem::take(&mut run), false);
+                    runs.push(text.trim_start().to_string());
+                }
+            } else {
+                assert_eq!(label, i64::from(id));
+                run.push(id);
+            }
+        }
+        runs.push(tokenizer.decode(&run, false).trim_start().to_string());
+        (encoded, runs)
+    };
+    let (plain, query_only) = decode_supervised(Supervision::Query);
+    assert_eq!(plain, episode.encode(&tokenizer, 4).unwrap());
+    assert_eq!(query_only, ["there is \"wug\" in the image.</s>"]);
+    let (linked, runs) = decode_supervised(Supervision::RepeatedLabels);
+    assert_eq!(linked.ids, plain.ids, "supervision changes labels only");
+    assert_eq!(
+        runs,
+        [
+            "there is \"wug\" in the image. [END EXAMPLE]",
+            "there is \"cat\" in the image. [END EXAMPLE]",
+            "there is \"wug\" in the image.</s>",
+        ]
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use lcl_model::rng::Rng;
 
 use crate::data::batch::EpisodeItem;
 use crate::data::class_file::ClassEntry;
-use crate::episode::{Episode, Shot};
+use crate::episode::{Episode, Shot, Supervision};
 use crate::sampler::{ShotSchedule, sample_episode};
 use crate::tokenizer::LclTokenizer;
 
@@ -46,6 +46,7 @@ pub struct TrainSet {
     tokenizer: Arc<LclTokenizer>,
     patches: usize,
     image_size: u32,
+    supervision: Supervision,
 }
 
 impl EpisodeSampler {
@@ -127,6 +128,15 @@ impl TrainSet {
             tokenizer,
             patches,
             image_size,
+            supervision: Supervision::Query,
+        }
+    }
+
+    /// The same set with the loss on the answers `supervision` names.
+    pub fn with_supervision(self, supervision: Supervision) -> Self {
+        Self {
+            supervision,
+            ..self
         }
     }
 
@@ -149,7 +159,7 @@ impl TrainSet {
     fn item(&self, index: usize) -> Result<EpisodeItem> {
         let episode = self.sampler.episode(index)?;
         let encoded = episode
-            .encode(&self.tokenizer, self.patches)
+            .encode_supervised(&self.tokenizer, self.patches, self.supervision)
             .with_context(|| format!("training episode {index} of epoch {}", self.sampler.epoch))?;
         EpisodeItem::new(encoded, &self.sampler.spec.image_root, self.image_size)
     }

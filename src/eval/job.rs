@@ -13,7 +13,7 @@ use crate::eval::plot::{Line, plot_lines};
 use crate::eval::report::Results;
 use crate::eval::run::{Answerer, RunCache, ScoreMode, read_predictions, run_episodes};
 use crate::eval::suite::{Suite, check_images};
-use crate::infer::{Precision, load_model, resolve_vision_dir};
+use crate::infer::{Precision, load_model_with_weights, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
 
 /// Which ablation of the paper to run.
@@ -64,6 +64,8 @@ pub struct EvalRequest {
     pub prefix_reuse: bool,
     /// Scoring modes; each gives its own rows (likelihood rows are suffixed ` likelihood`).
     pub scores: Vec<ScoreMode>,
+    /// Most episodes per column, spread evenly over the suite (all of them when `None`).
+    pub limit: Option<usize>,
 }
 
 /// The episodes of each shot count of one row.
@@ -82,7 +84,10 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
     let columns = |shots: &[usize], ablation: Option<Ablation>| -> Result<Vec<_>> {
         shots
             .iter()
-            .map(|&n| Ok((n, suite.episodes(n, ablation, request.seed)?)))
+            .map(|&n| {
+                let episodes = suite.episodes(n, ablation, request.seed)?;
+                Ok((n, spread(episodes, request.limit)))
+            })
             .collect()
     };
     let rows: Vec<(String, Option<usize>, Columns)> = match request.ablation {
@@ -128,6 +133,19 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
     Ok(plans)
 }
 
+/// At most `limit` of `episodes`, evenly spaced (so every class of the suite keeps its share).
+fn spread(episodes: Vec<EvalEpisode>, limit: Option<usize>) -> Vec<EvalEpisode> {
+    match limit {
+        Some(limit) if limit < episodes.len() => {
+            let len = episodes.len();
+            (0..limit)
+                .map(|i| episodes[i * len / limit].clone())
+                .collect()
+        }
+        _ => episodes,
+    }
+}
+
 /// Runs the evaluation and returns the results of everything in `predictions.jsonl`.
 pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
     let suite = Suite::load(
@@ -170,17 +188,14 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
         let tokenizer = LclTokenizer::from_dir(&request.model)?;
         let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
         let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
-        let model = load_model(
+        let model = load_model_with_weights(
             &request.model,
             &vision_dir,
             &tokenizer,
             device,
             request.precision,
+            request.weights.as_deref(),
         )?;
-        let model = match &request.weights {
-            Some(path) => crate::infer::apply_weights(model, path)?,
-            None => model,
-        };
         let answerer = Answerer {
             model: &model,
             tokenizer: &tokenizer,

@@ -1,5 +1,6 @@
 //! Evaluation: suites, the original's scorer, running episodes with resume, and reports.
 
+pub mod default;
 pub mod job;
 pub mod likelihood;
 pub mod plot;

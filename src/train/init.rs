@@ -14,7 +14,7 @@ use crate::train::checkpoint::{Keep, write_record};
 use crate::train::trainer::LclTrainer;
 
 /// Tokenizer files copied into the model folder when present.
-const TOKENIZER_FILES: [&str; 5] = [
+pub(crate) const TOKENIZER_FILES: [&str; 5] = [
     "tokenizer.model",
     "tokenizer.json",
     "added_tokens.json",
@@ -77,7 +77,7 @@ pub fn init_model(request: &InitRequest, device: &Device) -> Result<()> {
     Ok(())
 }
 
-fn copy(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .map(|_| ())
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))

@@ -361,7 +361,8 @@ impl EpisodeStream {
             });
             let sampler = EpisodeSampler::new(spec, 0)
                 .with_context(|| format!("{}", config.data.class_file.display()))?;
-            Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size))
+            Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size)
+                .with_supervision(config.training.supervise))
         };
         let fixed = set(config.sampler.fixed_schedule())?;
         let main = set(config.sampler.schedule())?;

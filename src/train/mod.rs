@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod export;
 pub mod grads;
 pub mod init;
 pub mod job;

@@ -1,0 +1,261 @@
+//! The benchmark items on our side, at the shapes `scripts/bench_torch.py` uses: random
+//! weights, one item per process (so each reports its own peak memory).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::data::dataloader::batcher::Batcher;
+use burn::module::Module;
+use burn::optim::AdamWConfig;
+use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn::train::TrainStep;
+use lcl_model::checkpoint::WeightLoader;
+use lcl_model::{ClipConfig, LlamaConfig};
+use lcl_model::{ClipVisionConfig, ClipVisionTransformer, KvCache, LclConfig, LclModel, Llama};
+use serde::Serialize;
+
+use crate::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
+use crate::episode::IGNORE_INDEX;
+
+/// Square side of the reference matmul.
+pub const MATMUL_SIZE: usize = 4096;
+/// Tokens of one 16-shot episode of the real model (17 images x 258 + text).
+pub const EPISODE_TOKENS: usize = 4900;
+/// Episodes per batch of the tiny training step.
+pub const TINY_BATCH: usize = 4;
+/// Images per tiny episode (16 support + query).
+pub const TINY_IMAGES: usize = 17;
+/// Text ids after each image block of a tiny episode.
+pub const TINY_TEXT_PER_IMAGE: usize = 10;
+/// Supervised answer ids at the end of a tiny episode.
+pub const TINY_ANSWER: usize = 12;
+
+/// What one item measured.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Measurement {
+    /// Item name.
+    pub item: String,
+    /// Seconds of every timed run (after one warm-up run).
+    pub times_s: Vec<f64>,
+    /// Their median.
+    pub median_s: f64,
+    /// Peak resident memory of the process (MiB; Linux only).
+    pub peak_rss_mib: Option<f64>,
+    /// Device memory its pool holds at the end (MiB; about the peak), where the backend
+    /// reports it.
+    pub peak_device_mib: Option<f64>,
+    /// Work per run: FLOPs (matmul), images, tokens or episodes.
+    pub work: f64,
+}
+
+/// How long each item is timed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Fewest timed runs.
+    pub min_runs: usize,
+    /// Fewest seconds of timed runs.
+    pub min_seconds: f64,
+}
+
+/// Runs `item` on `device` and measures it.
+pub fn measure(item: &str, device: &Device, timing: Timing) -> Result<Measurement> {
+    let (times, work) = match item {
+        "matmul" => matmul(device, timing),
+        "clip-b1" => clip(1, device, timing),
+        "clip-b16" => clip(16, device, timing),
+        "llama-layer-prefill" => llama_prefill(1, device, timing),
+        "llama-7b-prefill" => llama_prefill(32, device, timing),
+        "llama-layer-decode" => llama_decode(device, timing),
+        "tiny-train-step" => tiny_train_step(device, timing),
+        "tiny-eval-reuse" | "tiny-eval-no-reuse" => {
+            let reuse = item == "tiny-eval-reuse";
+            let times = crate::bench::eval_loop::run(reuse, device, timing.min_runs)?;
+            (times, crate::bench::eval_loop::EPISODES as f64)
+        }
+        other => bail!("unknown benchmark item {other:?}"),
+    };
+    Ok(Measurement {
+        item: item.to_string(),
+        median_s: median(&times),
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+        peak_device_mib: device
+            .memory_pool_usage()
+            .map(|usage| usage.bytes_reserved as f64 / (1 << 20) as f64),
+        work,
+    })
+}
+
+/// Median of `times` (not empty).
+pub fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// One warm-up run, then timed runs until both minimums are met (at most 50).
+fn timed(device: &Device, timing: Timing, mut run: impl FnMut()) -> Vec<f64> {
+    let sync = || device.sync().expect("the device runs");
+    run();
+    sync();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < timing.min_runs
+        || (started.elapsed().as_secs_f64() < timing.min_seconds && times.len() < 50)
+    {
+        let t0 = Instant::now();
+        run();
+        sync();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times
+}
+
+fn matmul(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+    let n = MATMUL_SIZE;
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let times = timed(device, timing, || drop(a.clone().matmul(b.clone())));
+    (times, 2.0 * (n as f64).powi(3))
+}
+
+/// CLIP ViT-L/14 at 224 px (the defaults of [`ClipVisionConfig`]).
+fn clip(batch: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+    let config: ClipVisionConfig = serde_json::from_str("{}").expect("defaults");
+    let tower =
+        ClipVisionTransformer::load(&mut WeightLoader::init(0.02, device, DType::F32), &config)
+            .expect("fresh weights");
+    let side = config.image_size;
+    let pixels = Tensor::<4>::random(
+        [batch, 3, side, side],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let times = timed(device, timing, || {
+        drop(tower.hidden_state(pixels.clone(), -2))
+    });
+    (times, batch as f64)
+}
+
+/// LLaMA-7B widths with `layers` decoder layers and a small vocabulary (not timed).
+fn llama_7b(layers: usize, device: &Device) -> Llama {
+    let config: LlamaConfig = serde_json::from_str(&format!(
+        r#"{{"vocab_size": 256, "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": {layers}, "num_attention_heads": 32}}"#
+    ))
+    .expect("a LLaMA config");
+    Llama::load(&mut WeightLoader::init(0.02, device, DType::F32), &config).expect("fresh weights")
+}
+
+fn episode_embeds(len: usize, device: &Device) -> Tensor<3> {
+    Tensor::<3>::random([1, len, 4096], Distribution::Normal(0.0, 0.02), device)
+}
+
+fn llama_prefill(layers: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+    let llm = llama_7b(layers, device);
+    let embeds = episode_embeds(EPISODE_TOKENS, device);
+    let valid = vec![vec![true; EPISODE_TOKENS]];
+    let times = timed(device, timing, || {
+        let mut cache = KvCache::new(llm.num_layers());
+        drop(llm.forward_hidden(embeds.clone(), &valid, &mut cache));
+    });
+    (times, EPISODE_TOKENS as f64)
+}
+
+fn llama_decode(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+    let llm = llama_7b(1, device);
+    let mut prefilled = KvCache::new(1);
+    llm.forward_hidden(
+        episode_embeds(EPISODE_TOKENS, device),
+        &[vec![true; EPISODE_TOKENS]],
+        &mut prefilled,
+    );
+    let step = episode_embeds(1, device);
+    let times = timed(device, timing, || {
+        let mut cache = prefilled.clone();
+        drop(llm.forward_hidden(step.clone(), &[vec![true]], &mut cache));
+    });
+    (times, 1.0)
+}
+
+/// The tiny model's sizes: `configs/mini/{llama,clip}.json`.
+fn tiny_config() -> LclConfig {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mini");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect("configs/mini");
+    let clip: ClipConfig = serde_json::from_str(&read("clip.json")).expect("clip.json");
+    let mut llm: LlamaConfig = serde_json::from_str(&read("llama.json")).expect("llama.json");
+    llm.mm_hidden_size = Some(clip.vision_config.hidden_size);
+    LclConfig {
+        llm,
+        vision: clip.vision_config,
+    }
+}
+
+/// The synthetic tiny batch: per row 17 image blocks each followed by 10 text ids, then a
+/// 12-id supervised answer (as `tiny_batch` of the Python side).
+fn tiny_items(patches: usize, image_size: usize, image_patch_id: u32) -> Vec<EpisodeItem> {
+    let (patch, start, end) = (image_patch_id, image_patch_id + 1, image_patch_id + 2);
+    let text = |seed: usize| 3 + (seed % (start as usize - 3)) as u32;
+    (0..TINY_BATCH)
+        .map(|r| {
+            let mut ids = Vec::new();
+            for i in 0..TINY_IMAGES {
+                ids.push(start);
+                ids.extend(std::iter::repeat_n(patch, patches));
+                ids.push(end);
+                ids.extend((0..TINY_TEXT_PER_IMAGE).map(|k| text(r * 31 + i * 7 + k)));
+            }
+            ids.extend((0..TINY_ANSWER).map(|k| text(r * 13 + k * 5)));
+            let mut labels = vec![IGNORE_INDEX; ids.len() - TINY_ANSWER];
+            labels.extend(
+                ids[ids.len() - TINY_ANSWER..]
+                    .iter()
+                    .map(|&id| i64::from(id)),
+            );
+            EpisodeItem {
+                ids,
+                labels,
+                pixels: vec![0.1; TINY_IMAGES * 3 * image_size * image_size],
+                images: TINY_IMAGES,
+            }
+        })
+        .collect()
+}
+
+fn tiny_train_step(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+    let config = tiny_config();
+    let image_patch_id = 512;
+    let model = LclModel::init(&config, image_patch_id, 0.02, device, DType::F32);
+    let mut trainer = crate::train::LclTrainer::new(model).train();
+    let batcher = EpisodeBatcher {
+        pad_id: 0,
+        padding: Padding::Right,
+        image_size: config.vision.image_size,
+    };
+    let items = tiny_items(
+        config.vision.num_patches(),
+        config.vision.image_size,
+        image_patch_id,
+    );
+    let batch = batcher.batch(items, &device.clone().autodiff());
+    let mut optimizer = AdamWConfig::new().init();
+    let times = timed(device, timing, || {
+        let grads = TrainStep::step(&trainer, batch.clone()).grads;
+        trainer = optimizer.step(1e-4, trainer.clone(), grads);
+    });
+    (times, TINY_BATCH as f64)
+}
+
+/// The process's peak resident memory (`VmHWM` of /proc/self/status), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
