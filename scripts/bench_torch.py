@@ -31,6 +31,7 @@ TINY_BATCH = 4
 TINY_IMAGES = 17
 TINY_TEXT_PER_IMAGE = 10
 TINY_ANSWER = 12
+TINY_QUERIES = 8
 
 
 def llama_7b(layers, vocab=256):
@@ -116,15 +117,24 @@ def tiny_batch(device, dtype, patches, im_start, im_patch, im_end, vocab):
     return ids, labels, pixels
 
 
-def item_tiny_train(device, dtype):
-    vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=128, intermediate_size=512,
-                                              num_hidden_layers=4, num_attention_heads=4,
-                                              image_size=64, patch_size=16))
+def tiny_model(device, dtype):
+    """The tiny default model's shapes (configs/mini/{clip,llama}.json), random weights."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "mini")
+    with open(os.path.join(root, "clip.json")) as f:
+        clip = json.load(f)["vision_config"]
+    with open(os.path.join(root, "llama.json")) as f:
+        llama = json.load(f)
+    vision = CLIPVisionModel(CLIPVisionConfig(**clip))
     vision = vision.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    config = LlamaConfig(vocab_size=515, hidden_size=256, intermediate_size=688,
-                         num_hidden_layers=4, num_attention_heads=4, rms_norm_eps=1e-6)
-    llm = LlamaForCausalLM(config).to(device=device, dtype=dtype).train()
-    projector = torch.nn.Linear(128, 256).to(device=device, dtype=dtype)
+    llm = LlamaForCausalLM(LlamaConfig(**llama)).to(device=device, dtype=dtype)
+    projector = torch.nn.Linear(clip["hidden_size"], llama["hidden_size"])
+    return vision, llm, projector.to(device=device, dtype=dtype)
+
+
+def item_tiny_train(device, dtype):
+    vision, llm, projector = tiny_model(device, dtype)
+    llm.train()
+    width = llm.config.hidden_size
     params = list(llm.parameters()) + list(projector.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     im_start, im_patch, im_end = 513, 512, 514
@@ -136,12 +146,74 @@ def item_tiny_train(device, dtype):
             features = vision(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
         embeds = llm.model.embed_tokens(ids)
         embeds = embeds.masked_scatter(patch_mask.unsqueeze(-1),
-                                       projector(features).reshape(-1, 256))
+                                       projector(features).reshape(-1, width))
         loss = llm(inputs_embeds=embeds, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return step, TINY_BATCH
+
+
+def tiny_support(patches, im_patch):
+    ids = []
+    for i in range(TINY_IMAGES - 1):
+        ids += [im_patch + 1] + [im_patch] * patches + [im_patch + 2]
+        ids += [3 + (i * 7 + k) % 500 for k in range(TINY_TEXT_PER_IMAGE)]
+    return ids
+
+
+def tiny_query(q, patches, im_patch):
+    ids = [im_patch + 1] + [im_patch] * patches + [im_patch + 2]
+    return ids + [3 + (q * 11 + k) % 500 for k in range(TINY_TEXT_PER_IMAGE)]
+
+
+def item_tiny_generate(reuse):
+    """8 queries after one 16-image support set, 12 greedy tokens each (no end token), with
+    transformers' KV cache: the whole episodes in one batch, or (reuse) the support set
+    prefilled once and its cache expanded to the 8 queries."""
+    def make(device, dtype):
+        vision, llm, projector = tiny_model(device, dtype)
+        llm.eval()
+        side, patches, im_patch = 64, 16, 512
+        support_pixels = torch.randn(TINY_IMAGES - 1, 3, side, side, device=device, dtype=dtype)
+        query_pixels = torch.randn(TINY_QUERIES, 3, side, side, device=device, dtype=dtype)
+        support = torch.tensor(tiny_support(patches, im_patch), device=device)
+        queries = torch.tensor([tiny_query(q, patches, im_patch) for q in range(TINY_QUERIES)],
+                               device=device)
+
+        def embed(ids, pixels):
+            features = vision(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+            embeds = llm.model.embed_tokens(ids)
+            return embeds.masked_scatter((ids == im_patch).unsqueeze(-1),
+                                         projector(features[:, 1:]).reshape(-1, embeds.shape[-1]))
+
+        def decode(out, past_len):
+            tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+            past = out.past_key_values
+            for step in range(TINY_ANSWER - 1):
+                mask = torch.ones(TINY_QUERIES, past_len + step + 1, device=device, dtype=torch.long)
+                out = llm(input_ids=tokens, past_key_values=past, attention_mask=mask, use_cache=True)
+                past = out.past_key_values
+                tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+
+        def run():
+            if reuse:
+                prefix = llm(inputs_embeds=embed(support[None], support_pixels), use_cache=True)
+                past = tuple((k.expand(TINY_QUERIES, -1, -1, -1), v.expand(TINY_QUERIES, -1, -1, -1))
+                             for k, v in prefix.past_key_values)
+                length = support.shape[0] + queries.shape[1]
+                mask = torch.ones(TINY_QUERIES, length, device=device, dtype=torch.long)
+                out = llm(inputs_embeds=embed(queries, query_pixels), past_key_values=past,
+                          attention_mask=mask, use_cache=True)
+            else:
+                ids = torch.cat([support[None].expand(TINY_QUERIES, -1), queries], 1)
+                pixels = torch.cat([torch.cat([support_pixels, query_pixels[q:q + 1]])
+                                    for q in range(TINY_QUERIES)])
+                out = llm(inputs_embeds=embed(ids, pixels), use_cache=True)
+                length = ids.shape[1]
+            decode(out, length)
+        return run, TINY_QUERIES
+    return make
 
 
 ITEMS = {
@@ -152,6 +224,8 @@ ITEMS = {
     "llama-layer-decode": item_llama_decode,
     "llama-7b-prefill": item_llama_7b_prefill,
     "tiny-train-step": item_tiny_train,
+    "tiny-generate": item_tiny_generate(False),
+    "tiny-generate-reuse": item_tiny_generate(True),
 }
 
 

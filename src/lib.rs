@@ -3,7 +3,6 @@
 //! The application crate: tokenizer and prompt template, image preprocessing, backend
 //! selection, and the `lcl` command line. The model itself lives in `lcl-model`.
 
-pub mod allocator;
 pub mod backend;
 pub mod bench;
 pub mod config;

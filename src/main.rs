@@ -104,7 +104,7 @@ enum Command {
 struct BenchArgs {
     /// Items to run, comma-separated (default: all): matmul, clip-b1, clip-b16,
     /// llama-layer-prefill, llama-layer-decode, llama-7b-prefill, tiny-train-step,
-    /// tiny-eval-reuse, tiny-eval-no-reuse.
+    /// tiny-generate, tiny-generate-reuse, tiny-eval-reuse, tiny-eval-no-reuse.
     #[arg(long, value_delimiter = ',')]
     items: Vec<String>,
     /// Measure one item in this process and print its JSON result (what the run spawns).
@@ -841,7 +841,6 @@ fn infer(args: InferArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    lcl::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Infer(args) => infer(args),

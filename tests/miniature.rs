@@ -40,10 +40,13 @@ strategy = "instructions"
 [[mix.sources]]
 file = "world/real/captions.json"
 images = "world/real/images"
+[[mix.sources]]
+file = "world/text/recall.json"
+images = "world/real/images"
 [training]
 epochs = 1
 main_epochs = 0
-batch_size = 8
+batch_size = 16
 learning_rate = 1e-3
 "#;
 
@@ -78,7 +81,7 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
 
     #[rustfmt::skip]
     run(&["gen-world", "--seed", "3", "--out", "world", "--species", "12", "--heldout", "4",
-        "--images-per-species", "24", "--concepts", "2", "--concept-images", "10",
+        "--images-per-species", "10", "--concepts", "2", "--concept-images", "10",
         "--support-per-class", "8", "--pair-queries", "1", "--image-size", "32"]);
     #[rustfmt::skip]
     run(&["train-clip", "--config", "clip.json", "--tokenizer", clip_tokenizer.to_str().unwrap(),

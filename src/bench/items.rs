@@ -11,12 +11,14 @@ use burn::optim::AdamWConfig;
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use burn::train::TrainStep;
 use lcl_model::checkpoint::WeightLoader;
-use lcl_model::{ClipConfig, LlamaConfig};
+use lcl_model::{ClipConfig, GenerationConfig, LlamaConfig};
 use lcl_model::{ClipVisionConfig, ClipVisionTransformer, KvCache, LclConfig, LclModel, Llama};
 use serde::Serialize;
 
 use crate::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use crate::episode::IGNORE_INDEX;
+use crate::eval::default::CHECKPOINTS;
+use crate::infer::Precision;
 
 /// Square side of the reference matmul.
 pub const MATMUL_SIZE: usize = 4096;
@@ -28,8 +30,10 @@ pub const TINY_BATCH: usize = 4;
 pub const TINY_IMAGES: usize = 17;
 /// Text ids after each image block of a tiny episode.
 pub const TINY_TEXT_PER_IMAGE: usize = 10;
-/// Supervised answer ids at the end of a tiny episode.
+/// Supervised answer ids at the end of a tiny episode; also the tokens generated per answer.
 pub const TINY_ANSWER: usize = 12;
+/// Queries per support set in the tiny generation items.
+pub const TINY_QUERIES: usize = 8;
 
 /// What one item measured.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -68,6 +72,8 @@ pub fn measure(item: &str, device: &Device, timing: Timing) -> Result<Measuremen
         "llama-7b-prefill" => llama_prefill(32, device, timing),
         "llama-layer-decode" => llama_decode(device, timing),
         "tiny-train-step" => tiny_train_step(device, timing),
+        "tiny-generate" => tiny_generate(false, device, timing)?,
+        "tiny-generate-reuse" => tiny_generate(true, device, timing)?,
         "tiny-eval-reuse" | "tiny-eval-no-reuse" => {
             let reuse = item == "tiny-eval-reuse";
             let times = crate::bench::eval_loop::run(reuse, device, timing.min_runs)?;
@@ -117,17 +123,27 @@ fn timed(device: &Device, timing: Timing, mut run: impl FnMut()) -> Vec<f64> {
     times
 }
 
+/// Reads one number of `output` back, so a backend that defers work has to run all of it.
+fn consume<const D: usize>(output: Tensor<D>) {
+    let sum: f32 = output.sum().into_scalar();
+    std::hint::black_box(sum);
+}
+
 fn matmul(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
     let n = MATMUL_SIZE;
     let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
     let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    let times = timed(device, timing, || drop(a.clone().matmul(b.clone())));
+    let times = timed(device, timing, || consume(a.clone().matmul(b.clone())));
     (times, 2.0 * (n as f64).powi(3))
 }
 
-/// CLIP ViT-L/14 at 224 px (the defaults of [`ClipVisionConfig`]).
+/// CLIP ViT-L/14 at 224 px.
 fn clip(batch: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
-    let config: ClipVisionConfig = serde_json::from_str("{}").expect("defaults");
+    let config: ClipVisionConfig = serde_json::from_str(
+        r#"{"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+            "num_attention_heads": 16, "image_size": 224, "patch_size": 14}"#,
+    )
+    .expect("a CLIP config");
     let tower =
         ClipVisionTransformer::load(&mut WeightLoader::init(0.02, device, DType::F32), &config)
             .expect("fresh weights");
@@ -138,7 +154,7 @@ fn clip(batch: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
         device,
     );
     let times = timed(device, timing, || {
-        drop(tower.hidden_state(pixels.clone(), -2))
+        consume(tower.hidden_state(pixels.clone(), -2))
     });
     (times, batch as f64)
 }
@@ -163,7 +179,7 @@ fn llama_prefill(layers: usize, device: &Device, timing: Timing) -> (Vec<f64>, f
     let valid = vec![vec![true; EPISODE_TOKENS]];
     let times = timed(device, timing, || {
         let mut cache = KvCache::new(llm.num_layers());
-        drop(llm.forward_hidden(embeds.clone(), &valid, &mut cache));
+        consume(llm.forward_hidden(embeds.clone(), &valid, &mut cache));
     });
     (times, EPISODE_TOKENS as f64)
 }
@@ -179,7 +195,7 @@ fn llama_decode(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
     let step = episode_embeds(1, device);
     let times = timed(device, timing, || {
         let mut cache = prefilled.clone();
-        drop(llm.forward_hidden(step.clone(), &[vec![true]], &mut cache));
+        consume(llm.forward_hidden(step.clone(), &[vec![true]], &mut cache));
     });
     (times, 1.0)
 }
@@ -250,6 +266,83 @@ fn tiny_train_step(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
         trainer = optimizer.step(1e-4, trainer.clone(), grads);
     });
     (times, TINY_BATCH as f64)
+}
+
+/// The ids of a synthetic tiny episode's support set: 16 image blocks, each followed by 10
+/// text ids (`tiny_support` of the Python side).
+fn tiny_support(patches: usize, image_patch_id: u32) -> Vec<u32> {
+    let (patch, start, end) = (image_patch_id, image_patch_id + 1, image_patch_id + 2);
+    let mut ids = Vec::new();
+    for i in 0..TINY_IMAGES - 1 {
+        ids.push(start);
+        ids.extend(std::iter::repeat_n(patch, patches));
+        ids.push(end);
+        ids.extend((0..TINY_TEXT_PER_IMAGE).map(|k| 3 + ((i * 7 + k) % 500) as u32));
+    }
+    ids
+}
+
+/// The ids of query `q`: its image block and 10 text ids.
+fn tiny_query(q: usize, patches: usize, image_patch_id: u32) -> Vec<u32> {
+    let mut ids = vec![image_patch_id + 1];
+    ids.extend(std::iter::repeat_n(image_patch_id, patches));
+    ids.push(image_patch_id + 2);
+    ids.extend((0..TINY_TEXT_PER_IMAGE).map(|k| 3 + ((q * 11 + k) % 500) as u32));
+    ids
+}
+
+/// Greedy answers of [`TINY_QUERIES`] queries after one 16-image support set, on the shipped
+/// tiny LCL model (random weights could answer with an image token); every answer is
+/// [`TINY_ANSWER`] tokens (no end token can stop it). `reuse`: the support set is encoded and
+/// prefilled once for all queries, as `lcl eval` does; otherwise every query runs its whole
+/// episode.
+fn tiny_generate(reuse: bool, device: &Device, timing: Timing) -> Result<(Vec<f64>, f64)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(CHECKPOINTS)
+        .join("lcl");
+    let tokenizer = crate::tokenizer::LclTokenizer::from_dir(&dir)?;
+    let vision = crate::infer::resolve_vision_dir(&dir, None)?;
+    let model = crate::infer::load_model(&dir, &vision, &tokenizer, device, Precision::F32)?;
+    let image_patch_id = tokenizer.special_id(crate::tokenizer::IMAGE_PATCH)?;
+    let config = tiny_config();
+    let patches = config.vision.num_patches();
+    let side = config.vision.image_size;
+    let pixels =
+        |n: usize| Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 1.0), device);
+    let support_pixels = pixels(TINY_IMAGES - 1);
+    let query_pixels = pixels(TINY_QUERIES);
+    let support = tiny_support(patches, image_patch_id);
+    let queries: Vec<Vec<u32>> = (0..TINY_QUERIES)
+        .map(|q| tiny_query(q, patches, image_patch_id))
+        .collect();
+    let generation = GenerationConfig {
+        max_new_tokens: TINY_ANSWER,
+        eos_token_id: u32::MAX,
+        pad_token_id: 0,
+        ..GenerationConfig::default()
+    };
+    let times = timed(device, timing, || {
+        let answers = if reuse {
+            let features = model.encode_images(support_pixels.clone());
+            let prefix = model.prefill(&support, Some(features)).expect("fits");
+            let features = model.encode_images(query_pixels.clone());
+            model.generate_after(&prefix, &queries, Some(features), &generation)
+        } else {
+            // Every episode's images in prompt order: its 16 support images, then its query.
+            let rows: Vec<Tensor<4>> = (0..TINY_QUERIES)
+                .flat_map(|q| [support_pixels.clone(), query_pixels.clone().narrow(0, q, 1)])
+                .collect();
+            let features = model.encode_images(Tensor::cat(rows, 0));
+            let prompts: Vec<Vec<u32>> = queries
+                .iter()
+                .map(|q| [support.as_slice(), q].concat())
+                .collect();
+            model.generate(&prompts, Some(features), &generation)
+        };
+        let answers = answers.expect("fits");
+        assert!(answers.tokens.iter().all(|t| t.len() == TINY_ANSWER));
+    });
+    Ok((times, TINY_QUERIES as f64))
 }
 
 /// The process's peak resident memory (`VmHWM` of /proc/self/status), in MiB.

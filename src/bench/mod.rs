@@ -17,7 +17,7 @@ pub use items::{Measurement, Timing};
 pub use report::{Machine, Report, Row};
 
 /// Every item, in the order they run: (name, what one run is, with a PyTorch counterpart).
-pub const ITEMS: [(&str, &str, bool); 9] = [
+pub const ITEMS: [(&str, &str, bool); 11] = [
     ("matmul", "4096x4096 @ 4096x4096 f32", true),
     ("clip-b1", "CLIP ViT-L/14, 1 image, penultimate layer", true),
     ("clip-b16", "CLIP ViT-L/14, 16 images", true),
@@ -42,13 +42,23 @@ pub const ITEMS: [(&str, &str, bool); 9] = [
         true,
     ),
     (
+        "tiny-generate",
+        "tiny model, 8 episodes of 17 images, 12 greedy tokens each",
+        true,
+    ),
+    (
+        "tiny-generate-reuse",
+        "the same, the 16-image support set prefilled once",
+        true,
+    ),
+    (
         "tiny-eval-reuse",
-        "tiny model, ISEKAI-10 8-shot episodes, support reused",
+        "lcl eval: 40 ISEKAI-10 8-shot episodes, shipped model",
         false,
     ),
     (
         "tiny-eval-no-reuse",
-        "the same, support re-encoded per query",
+        "the same with --no-prefix-reuse",
         false,
     ),
 ];
@@ -100,9 +110,20 @@ pub fn run(request: &BenchRequest, backend: &str) -> Result<Report> {
             rows.push(row);
             continue;
         }
-        row.ours = Some(run_ours(name, request.timing)?);
+        let mut failures = Vec::new();
+        match run_ours(name, request.timing) {
+            Ok(m) => row.ours = Some(m),
+            Err(err) => failures.push(format!("ours: {err:#}")),
+        }
         if request.torch && has_torch {
-            row.torch = Some(run_torch(request, name, machine.threads)?);
+            match run_torch(request, name, machine.threads) {
+                Ok(m) => row.torch = Some(m),
+                Err(err) => failures.push(format!("PyTorch: {err:#}")),
+            }
+        }
+        if !failures.is_empty() {
+            eprintln!("  failed: {}", failures.join("; "));
+            row.note = Some(format!("failed: {}", failures.join("; ")));
         }
         eprintln!("  {}", row.summary());
         rows.push(row);

@@ -31,6 +31,10 @@ const SUITES: [(&str, &str); 3] = [
 ];
 /// The ImageNet-100-style file of held-out real species, written into the world.
 const HELDOUT_SUITE: &str = "real/heldout-test.jsonl";
+/// Context images per held-out species (8 per class: up to 16 shots in all).
+const HELDOUT_CONTEXT: usize = 8;
+/// Most query images per held-out species.
+const HELDOUT_QUERIES: usize = 16;
 
 /// Everything the default evaluation needs.
 #[derive(Debug, Clone)]
@@ -227,8 +231,8 @@ pub fn ensure_world(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the ImageNet-100-style file of the held-out species (8 context + 16 query images
-/// per species) unless it is there.
+/// Writes the ImageNet-100-style file of the held-out species (8 context images and up to 16
+/// queries per species) unless it is there.
 fn ensure_heldout_suite(world: &Path) -> Result<()> {
     let file = world.join(HELDOUT_SUITE);
     if file.is_file() {
@@ -238,7 +242,11 @@ fn ensure_heldout_suite(world: &Path) -> Result<()> {
     let folder = ImageFolder::scan(&real.join("images"), None)?;
     let split = ClassSplit::from_file(&real.join("heldout-classes.txt"))?;
     let (_, heldout) = split.apply(&folder.classes)?;
-    let classes = draw_test_classes(&heldout, 8, 16, 42)?;
+    let fewest = heldout.iter().map(|c| c.images.len()).min().unwrap_or(0);
+    let queries = fewest
+        .saturating_sub(HELDOUT_CONTEXT)
+        .clamp(1, HELDOUT_QUERIES);
+    let classes = draw_test_classes(&heldout, HELDOUT_CONTEXT, queries, 42)?;
     crate::data::jsonl::write(&file, &classes)
 }
 

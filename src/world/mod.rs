@@ -6,6 +6,7 @@
 //! DIR/real/LOC_synset_mapping.txt           "<id> <name>" per species
 //! DIR/real/heldout-classes.txt              held-out species (the ImageNet-100 analogue), in pairs
 //! DIR/real/captions.json                    captioning conversations of the training species
+//! DIR/text/recall.json                      text-only associative recall (pretraining stand-in)
 //! DIR/novel/images/<n001>/<k>.png           novel concepts: hybrids of two real species
 //! DIR/novel/images/<r0001>/<k>.png          fresh pictures of each concept's look-alike parent
 //! DIR/isekai-10.jsonl                       concept vs its look-alike parent (ISEKAI-10 format)
@@ -16,6 +17,7 @@
 //!
 //! Everything is a pure function of the spec (same seed, same bytes).
 
+pub mod recall;
 pub mod render;
 pub mod sheet;
 pub mod species;
@@ -202,6 +204,13 @@ pub fn generate(
     write(
         &real.join("captions.json"),
         &serde_json::to_vec_pretty(&world.captions()).context("captions.json")?,
+    )?;
+    let recall = recall::recall_conversations(spec.seed, recall::RECALL_CONVERSATIONS);
+    std::fs::create_dir_all(out.join("text"))
+        .with_context(|| format!("{}: cannot create", out.display()))?;
+    write(
+        &out.join("text").join("recall.json"),
+        &serde_json::to_vec(&recall).context("recall.json")?,
     )?;
     crate::data::jsonl::write(&out.join("isekai-10.jsonl"), &world.look_alike_suite())?;
     crate::data::jsonl::write(&out.join("isekai-pair.jsonl"), &world.pair_suite())?;
