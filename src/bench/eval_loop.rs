@@ -5,10 +5,8 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use crate::eval::default::{CHECKPOINTS, ensure_world};
+use crate::eval::default::{DefaultEvalRequest, ensure_world, sub_request};
 use crate::eval::job::{EvalRequest, evaluate};
-use crate::eval::run::ScoreMode;
-use crate::infer::Precision;
 
 /// Episodes per timed run.
 pub const EPISODES: usize = 40;
@@ -17,29 +15,15 @@ pub const EPISODES: usize = 40;
 /// the seconds of each.
 pub fn run(reuse: bool, device: &Device, runs: usize) -> anyhow::Result<Vec<f64>> {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let world = Path::new("runs/mini-world");
-    ensure_world(world)?;
+    let mut default = DefaultEvalRequest::new(repository, Path::new("runs"));
+    default.limit = EPISODES;
+    ensure_world(&default.world)?;
+    let model = default.checkpoints.join("lcl");
     let out = std::env::temp_dir().join(format!("lcl-bench-eval-{}", std::process::id()));
     let request = EvalRequest {
-        model: repository.join(CHECKPOINTS).join("lcl"),
-        vision: None,
-        weights: None,
-        suite: "isekai-10".into(),
-        data: Some(world.to_path_buf()),
-        images: None,
-        shots: vec![8],
-        ablation: None,
-        false_ratios: Vec::new(),
-        position_shots: 16,
         out: out.clone(),
-        batch_size: 8,
-        max_new_tokens: 16,
-        seed: 42,
-        precision: Precision::F32,
-        cached_images: 1024,
         prefix_reuse: reuse,
-        scores: vec![ScoreMode::Generate],
-        limit: Some(EPISODES),
+        ..sub_request(&default, &model, "isekai-10", &[8], None)
     };
     let mut times = Vec::new();
     for _ in 0..runs {

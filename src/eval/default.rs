@@ -167,7 +167,9 @@ pub fn evaluate_default(request: &DefaultEvalRequest, device: &Device) -> Result
     Ok(results)
 }
 
-fn sub_request(
+/// The `lcl eval` request of one model (`model` folder) on one suite of the default
+/// evaluation, with its settings; outputs go to `OUT/<model>/<suite>`.
+pub fn sub_request(
     request: &DefaultEvalRequest,
     model: &Path,
     suite: &str,
