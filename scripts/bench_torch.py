@@ -88,9 +88,17 @@ def item_llama_decode(device, dtype):
     embeds = torch.randn(1, EPISODE_TOKENS, 4096, device=device, dtype=dtype) * 0.02
     past = model(inputs_embeds=embeds, use_cache=True).past_key_values
     step = torch.randn(1, 1, 4096, device=device, dtype=dtype) * 0.02
-    mask = torch.ones(1, EPISODE_TOKENS + 1, device=device, dtype=torch.long)
-    return (lambda: model(inputs_embeds=step, past_key_values=past, attention_mask=mask,
-                          use_cache=True)), 1
+    state = {"past": past}
+
+    def run():
+        # Successive steps on one cache, as generation runs them (as the Rust side).
+        cached = state["past"][0][0].shape[2]
+        mask = torch.ones(1, cached + 1, device=device, dtype=torch.long)
+        out = model(inputs_embeds=step, past_key_values=state["past"], attention_mask=mask,
+                    use_cache=True)
+        state["past"] = out.past_key_values
+        return out
+    return run, 1
 
 
 def item_llama_7b_prefill(device, dtype):

@@ -140,6 +140,29 @@ fn a_config_that_does_not_fit_lists_what_is_missing() {
 }
 
 #[test]
+fn the_pad_row_follows_pytorch_and_one_outside_the_vocabulary_is_refused() {
+    let config = LlamaConfig::from_file(&fixture("tiny-lcl/config.json")).unwrap();
+    // The release's pad_token_id -1 is PyTorch's padding_idx 514: <im_end>, the last row.
+    assert_eq!(config.frozen_embedding_row(), Some(514));
+    let dir = scratch("pad-id");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixture("tiny-lcl/config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        text.replace("\"pad_token_id\": -1", "\"pad_token_id\": 515"),
+    )
+    .unwrap();
+    let err = LlamaConfig::from_file(&dir.join("config.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pad_token_id 515 is outside the vocabulary (515 tokens)"),
+        "{err}"
+    );
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
 fn truncated_safetensors_fail_when_opened() {
     let dir = scratch("truncated-st");
     let bytes = std::fs::read(fixture("tiny-lcl-st/model.safetensors")).unwrap();

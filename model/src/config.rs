@@ -47,6 +47,10 @@ pub struct LlamaConfig {
     /// Vision tower named by the checkpoint (Shikra's `mm_vision_tower`): a hub id or a path.
     #[serde(default)]
     pub mm_vision_tower: Option<String>,
+    /// HF's `pad_token_id`: PyTorch builds the embedding with it as `padding_idx`, so its row
+    /// gets no gradient in training (see [`LlamaConfig::frozen_embedding_row`]).
+    #[serde(default)]
+    pub pad_token_id: Option<i64>,
 }
 
 /// Sizes of a CLIP vision transformer (HF `CLIPVisionConfig`).
@@ -140,6 +144,19 @@ impl LlamaConfig {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
+    /// The embedding row training leaves untouched, as PyTorch's `padding_idx` does:
+    /// `pad_token_id`, counted from the end when negative (the LCL release's -1 is the last
+    /// added token, `<im_end>`).
+    pub fn frozen_embedding_row(&self) -> Option<usize> {
+        let id = self.pad_token_id?;
+        let row = if id < 0 {
+            self.vocab_size as i64 + id
+        } else {
+            id
+        };
+        usize::try_from(row).ok()
+    }
+
     /// Reads a LLaMA or Shikra/LCL `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
         let config: Self = read_json(path)?;
@@ -158,6 +175,14 @@ impl LlamaConfig {
         if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             problems
                 .push("num_attention_heads is not a multiple of num_key_value_heads".to_string());
+        }
+        if let Some(id) = self.pad_token_id {
+            let vocab = self.vocab_size as i64;
+            if !(-vocab..vocab).contains(&id) {
+                problems.push(format!(
+                    "pad_token_id {id} is outside the vocabulary ({vocab} tokens)"
+                ));
+            }
         }
         config_problems(path, problems)
     }

@@ -52,6 +52,9 @@ pub struct Llama {
     lm_head: Linear,
     #[module(skip)]
     rope: Rope,
+    /// Embedding row that gets no gradient ([`LlamaConfig::frozen_embedding_row`]).
+    #[module(skip)]
+    frozen_embedding_row: Option<usize>,
 }
 
 /// Per-call values every layer shares: RoPE tables and the attention mask.
@@ -208,6 +211,7 @@ impl Llama {
             norm,
             lm_head,
             rope: Rope::new(config.head_dim(), config.rope_theta),
+            frozen_embedding_row: config.frozen_embedding_row(),
         })
     }
 
@@ -216,9 +220,20 @@ impl Llama {
         self.layers.len()
     }
 
-    /// Token embeddings of `ids` `[batch, len]`.
+    /// Token embeddings of `ids` `[batch, len]`. In training, the frozen row's embeddings
+    /// enter detached, so that row gets no gradient (as in the reference's `padding_idx`).
     pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        self.embed_tokens.forward(ids)
+        let embeds = self.embed_tokens.forward(ids.clone());
+        match self.frozen_embedding_row {
+            Some(row) if embeds.is_autodiff() => {
+                let frozen = ids
+                    .equal_elem(row as i64)
+                    .unsqueeze_dim::<3>(2)
+                    .expand(embeds.dims());
+                embeds.clone().mask_where(frozen, embeds.detach())
+            }
+            _ => embeds,
+        }
     }
 
     /// Runs the decoder on `embeds` `[batch, len, hidden]` after what `cache` holds;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Does in-context copying emerge in a model trained from scratch? Trains a model folder (by
+# default the fresh mini LLaMA of `lcl init-model`) on text-only copy conversations only:
+#   USER: Copy "qzl" "abrt" ... (8 random lowercase strings of 1-10 letters).
+#   ASSISTANT: "qzl" "abrt" ... .
+# Every answer letter is predictable by copying and by nothing else, so the loss falls well
+# below the no-copy level (about 2.8 here) once copying is learnt. Watch `OUT/steps.jsonl`.
+# Run from the repository root (python3's standard library writes the corpus):
+#   bash scripts/copy-probe.sh models/mini-init runs/copy-probe [steps] [batch] [lr]
+set -euo pipefail
+MODEL="${1:?model folder (e.g. models/mini-init)}"
+OUT="${2:?run folder}"
+STEPS="${3:-300}"
+BATCH="${4:-16}"
+LR="${5:-3e-3}"
+BACKEND="${BACKEND:-flex}"
+mkdir -p "$OUT"
+python3 - "$OUT/copy.json" <<'PY'
+import json, random, sys
+rng = random.Random(2)
+def word():
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 10)))
+conversations = []
+for _ in range(20000):
+    quoted = " ".join('"%s"' % word() for _ in range(8))
+    conversations.append({"id": None, "image": None, "conversations": [
+        {"from": "human", "value": "Copy " + quoted + "."},
+        {"from": "gpt", "value": quoted + "."}]})
+json.dump(conversations, open(sys.argv[1], "w"))
+PY
+cat > "$OUT/copy.toml" <<TOML
+[model]
+base = "$MODEL"
+[sampler]
+strategy = "instructions"
+[[mix.sources]]
+file = "$OUT/copy.json"
+images = "$OUT"
+[training]
+epochs = 1
+main_epochs = 0
+batch_size = $BATCH
+learning_rate = $LR
+checkpoint_every = 100
+TOML
+cargo xtask train --backend "$BACKEND" --config "$OUT/copy.toml" --out "$OUT/run" --stop-after "$STEPS"
