@@ -151,8 +151,10 @@ fn bytemuck_f32(bytes: &[u8]) -> &[f32] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) }
 }
 
-/// The tiny model, its batcher and one batch of two training episodes.
-fn tiny_trainer_and_batch() -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclTokenizer) {
+/// The tiny model as a trainer, and `items` as one right-padded batch.
+fn tiny_trainer_with(
+    items: Vec<EpisodeItem>,
+) -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclTokenizer) {
     let config = tiny_config(1);
     let tokenizer = LclTokenizer::from_dir(&config.model.base).unwrap();
     let model = load_model(
@@ -163,15 +165,18 @@ fn tiny_trainer_and_batch() -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclT
         Precision::F32,
     )
     .unwrap();
-    let trainer = LclTrainer::new(model);
-    let items: Vec<EpisodeItem> = episode_items(&config);
     let batcher = EpisodeBatcher {
         pad_id: tokenizer.pad_id(),
         padding: Padding::Right,
         image_size: 56,
     };
     let batch = batcher.batch(items, &device().autodiff());
-    (trainer, batch, tokenizer)
+    (LclTrainer::new(model), batch, tokenizer)
+}
+
+/// The tiny model, its batcher and one batch of two training episodes.
+fn tiny_trainer_and_batch() -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclTokenizer) {
+    tiny_trainer_with(episode_items(&tiny_config(1)))
 }
 
 fn episode_items(config: &RunConfig) -> Vec<EpisodeItem> {
@@ -544,23 +549,8 @@ fn the_training_loss_and_gradients_match_transformers() {
         pixels: reference_values("episode_pixel_values"),
         images: 3,
     };
-    let config = tiny_config(1);
-    let tokenizer = LclTokenizer::from_dir(&config.model.base).unwrap();
-    let model = load_model(
-        &config.model.base,
-        &config.model.vision,
-        &tokenizer,
-        &device(),
-        Precision::F32,
-    )
-    .unwrap();
-    let trainer = LclTrainer::new(model).train();
-    let batcher = EpisodeBatcher {
-        pad_id: tokenizer.pad_id(),
-        padding: Padding::Right,
-        image_size: 56,
-    };
-    let batch = batcher.batch(vec![item], &device().autodiff());
+    let (trainer, batch, _) = tiny_trainer_with(vec![item]);
+    let trainer = trainer.train();
 
     let (loss, _) = trainer.loss(&batch);
     let loss: f32 = loss.into_scalar();
