@@ -20,7 +20,13 @@ Commands are those of `lcl` (run `cargo xtask help` to list them), e.g.:
       Vulkan is enough: Debian's mesa-vulkan-drivers); --cpu-only skips the wgpu part.";
 
 /// The integration tests that run again on the wgpu backend.
-const WGPU_TESTS: [&str; 4] = ["model_parity", "cli", "checkpoint", "clip_features"];
+const WGPU_TESTS: [&str; 5] = [
+    "model_parity",
+    "train_parity",
+    "cli",
+    "checkpoint",
+    "clip_features",
+];
 
 /// The command line split into the backend and what `lcl` gets.
 #[derive(Debug, PartialEq)]
