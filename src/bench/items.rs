@@ -186,17 +186,17 @@ fn llama_prefill(layers: usize, device: &Device, timing: Timing) -> (Vec<f64>, f
 
 fn llama_decode(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
     let llm = llama_7b(1, device);
-    let mut prefilled = KvCache::new(1);
+    let mut cache = KvCache::new(1);
     llm.forward_hidden(
         episode_embeds(EPISODE_TOKENS, device),
         &[vec![true; EPISODE_TOKENS]],
-        &mut prefilled,
+        &mut cache,
     );
     // Successive steps on one cache, as generation runs them: each timed step appends one
     // token to a cache of about 4,900 (the warm-up step makes the cache's headroom).
     let step = episode_embeds(1, device);
     let times = timed(device, timing, || {
-        consume(llm.forward_hidden(step.clone(), &[vec![true]], &mut prefilled));
+        consume(llm.forward_hidden(step.clone(), &[vec![true]], &mut cache));
     });
     (times, 1.0)
 }
