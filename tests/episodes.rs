@@ -64,12 +64,7 @@ fn training_episodes_match_the_slow_tokenizer_and_supervise_only_the_answer() {
             "ids of {:?}",
             case["support"]
         );
-        let labels: Vec<i64> = case["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let labels = labels(&case["labels"]);
         assert_eq!(encoded.labels, labels, "labels of {:?}", case["support"]);
         let supervised = labels.iter().filter(|&&l| l != IGNORE_INDEX).count();
         assert_eq!(supervised, case["answer_pieces"].as_array().unwrap().len());

@@ -22,15 +22,9 @@ fn reference_values(name: &str) -> Vec<f32> {
 fn the_training_loss_and_gradients_match_transformers() {
     // The fixture episode with its query answered; only the answer and its </s> supervised.
     let meta = json("ref/train_episode.json");
-    let labels: Vec<i64> = meta["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
     let item = EpisodeItem {
         ids: ids(&meta["input_ids"]),
-        labels,
+        labels: labels(&meta["labels"]),
         pixels: reference_values("episode_pixel_values"),
         images: 3,
     };

@@ -75,6 +75,16 @@ pub fn ids(value: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
+/// A JSON array of loss labels (-100 where unsupervised).
+pub fn labels(value: &serde_json::Value) -> Vec<i64> {
+    value
+        .as_array()
+        .expect("array of labels")
+        .iter()
+        .map(|v| v.as_i64().expect("label"))
+        .collect()
+}
+
 /// A fresh, empty scratch folder for one test (under the system temp folder).
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lcl-test-{}-{name}", std::process::id()));
