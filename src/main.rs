@@ -509,8 +509,10 @@ struct EvalArgs {
     /// set (slower; the answers are the same).
     #[arg(long)]
     no_prefix_reuse: bool,
-    /// Scoring: `generate` (greedy answer, the original's rule) and/or `likelihood` (the
-    /// more likely of the two candidate answers), comma-separated; each gives its own rows.
+    /// Scoring: `generate` (greedy answer, the original's rule), `likelihood` (the more
+    /// likely of the two candidate answers) and/or `prototype` (a vision-only baseline: the
+    /// support label whose mean vision feature is nearest the query's; no language model),
+    /// comma-separated; each gives its own rows.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "generate")]
     score: Vec<ScoreMode>,
     /// Most episodes per shot column, spread evenly over the suite (default: all; 80 in

@@ -274,3 +274,89 @@ fn likelihood_scoring_sums_the_answer_log_probabilities() {
         assert_eq!(p.correct, positive > negative);
     }
 }
+
+#[test]
+fn prototype_baseline_names_a_query_by_its_nearest_support_pictures() {
+    use burn::tensor::DType;
+    use lcl::data::eval_episodes::EvalEpisode;
+    use lcl::episode::{Episode, Shot};
+    use lcl::eval::prototype::PooledFeatures;
+    use lcl::eval::run::Answerer;
+    use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
+    use lcl_model::{GenerationConfig, LclModel};
+
+    let dir = scratch("eval-prototype");
+    let file = suite(&dir);
+    let images = dir.join("images");
+    let device = device();
+    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
+    let model = LclModel::from_pretrained(
+        &fixture("tiny-lcl"),
+        &fixture("tiny-clip"),
+        tokenizer.special_id(IMAGE_PATCH).unwrap(),
+        &device,
+        DType::F32,
+    )
+    .unwrap();
+    let answerer = Answerer {
+        model: &model,
+        tokenizer: &tokenizer,
+        patches: 16,
+        image_size: 56,
+        generation: GenerationConfig::default(),
+        reuse_prefix: true,
+        device: &device,
+    };
+    // a query that is one of the support pictures is nearest its own label's prototype
+    // (similarity 1 with one shot per label), whichever label that is
+    let episode = |query: &str, positive: &str, negative: &str| EvalEpisode {
+        id: query.to_string(),
+        support_key: String::new(),
+        episode: Episode {
+            support: vec![
+                Shot {
+                    image: images.join("a.png"),
+                    label: "cactihog".into(),
+                },
+                Shot {
+                    image: images.join("f.webp"),
+                    label: "hedgehog".into(),
+                },
+            ],
+            query: images.join(query),
+            question: "What is in the image <image>?".into(),
+            answer: None,
+        },
+        positive: positive.into(),
+        negative: negative.into(),
+    };
+    let episodes = [
+        episode("a.png", "cactihog", "hedgehog"),
+        episode("f.webp", "hedgehog", "cactihog"),
+    ];
+    let mut pooled = PooledFeatures::default();
+    let choices = answerer.prototype_choices(&episodes, &mut pooled).unwrap();
+    for (choice, eval) in choices.iter().zip(&episodes) {
+        assert_eq!(
+            choice.label.as_deref(),
+            Some(eval.positive.as_str()),
+            "{}",
+            eval.id
+        );
+        assert!((choice.similarity - 1.0).abs() < 1e-5, "{choice:?}");
+    }
+
+    // through the command line: its own rows, each verdict the chosen label's
+    let out = dir.join("out");
+    let run = eval(&file, &out, "0,2", &["--score", "prototype"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    assert!(table.contains("| tiny-isekai prototype |"), "{table}");
+    let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
+    assert_eq!(predictions.len(), 8);
+    for p in &predictions {
+        let chose_positive = p.prediction == lcl::template::query_answer(&p.positive);
+        assert_eq!(p.correct, chose_positive, "{p:?}");
+        assert_eq!(p.prediction.is_empty(), p.shots == 0, "{p:?}");
+    }
+}

@@ -123,6 +123,7 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
                 name: match mode {
                     ScoreMode::Generate => name.clone(),
                     ScoreMode::Likelihood => format!("{name} likelihood"),
+                    ScoreMode::Prototype => format!("{name} prototype"),
                 },
                 mode: *mode,
                 position: *position,

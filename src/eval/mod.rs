@@ -4,6 +4,7 @@ pub mod default;
 pub mod job;
 pub mod likelihood;
 pub mod plot;
+pub mod prototype;
 pub mod report;
 pub mod run;
 pub mod score;

@@ -13,6 +13,7 @@ use lcl_model::{GenerationConfig, KvCache, LclModel};
 use serde::{Deserialize, Serialize};
 
 use crate::data::eval_episodes::EvalEpisode;
+use crate::eval::prototype::PooledFeatures;
 use crate::eval::score::is_correct;
 use crate::image::preprocess_file;
 use crate::template::prompt_ids;
@@ -27,7 +28,7 @@ pub struct Prediction {
     pub shots: usize,
     /// The episode's id.
     pub episode: String,
-    /// Prompt length in tokens.
+    /// Prompt length in tokens (0 for the prototype baseline, which reads no prompt).
     pub prompt_tokens: usize,
     /// The generated text, decoded raw.
     pub prediction: String,
@@ -36,7 +37,8 @@ pub struct Prediction {
     /// The other class's name.
     pub negative: String,
     /// The verdict: the original's rule on the generated answer, or (likelihood scoring)
-    /// whether the positive answer is the more likely one.
+    /// whether the positive answer is the more likely one, or (prototype) whether the
+    /// chosen support label is the positive.
     pub correct: bool,
     /// Likelihood scoring: log-likelihoods of the positive and the negative answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +52,9 @@ pub enum ScoreMode {
     Generate,
     /// The more likely of the two candidate answers.
     Likelihood,
+    /// Vision-only baseline, no language model: the label of the support class whose mean
+    /// pooled vision feature is closest to the query's.
+    Prototype,
 }
 
 impl Prediction {
@@ -86,6 +91,7 @@ pub struct RunCache {
     features: HashMap<PathBuf, Tensor<2>>,
     capacity: usize,
     prefix: Option<(Prompt, KvCache)>,
+    pooled: PooledFeatures,
 }
 
 /// A prompt (or prompt part): its ids and the images of its `<im_patch>` runs.
@@ -108,6 +114,7 @@ impl RunCache {
             features: HashMap::new(),
             capacity,
             prefix: None,
+            pooled: PooledFeatures::default(),
         }
     }
 
@@ -345,6 +352,20 @@ pub fn run_episodes(
                         correct,
                         Some((c.positive, c.negative)),
                     )
+                })
+                .collect(),
+            ScoreMode::Prototype => answerer
+                .prototype_choices(&batch, &mut cache.pooled)?
+                .into_iter()
+                .zip(&batch)
+                .map(|(choice, e)| {
+                    let text = choice
+                        .label
+                        .as_deref()
+                        .map(crate::template::query_answer)
+                        .unwrap_or_default();
+                    let correct = choice.label.as_deref() == Some(e.positive.as_str());
+                    record(e, 0, text, correct, None)
                 })
                 .collect(),
         };
