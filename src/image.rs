@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::{DynamicImage, RgbImage};
 
 /// CLIP's normalisation mean (RGB).
@@ -181,6 +182,18 @@ pub fn normalize(image: &RgbImage) -> Vec<f32> {
         }
     }
     out
+}
+
+/// `files` preprocessed into one batch `[files, 3, size, size]` on `device`.
+pub fn pixel_batch<P: AsRef<Path>>(files: &[P], size: usize, device: &Device) -> Result<Tensor<4>> {
+    let mut pixels = Vec::with_capacity(files.len() * 3 * size * size);
+    for file in files {
+        pixels.extend(preprocess_file(file.as_ref(), size as u32)?);
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(pixels, [files.len(), 3, size, size]),
+        device,
+    ))
 }
 
 /// The whole LCL preprocessing of one file: `[3, size, size]` pixel values.

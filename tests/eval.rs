@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Output;
 
 use common::*;
-use lcl::eval::run::{Prediction, read_predictions};
+use lcl::eval::run::{Answerer, Prediction, read_predictions};
+use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
+use lcl_model::{GenerationConfig, LclModel};
 
 /// A 4-episode ISEKAI-style suite (the first two share a support set) whose images are the fixture images (copied beside it).
 fn suite(dir: &Path) -> std::path::PathBuf {
@@ -34,6 +36,37 @@ fn suite(dir: &Path) -> std::path::PathBuf {
     .join("\n");
     std::fs::write(&file, text + "\n").unwrap();
     file
+}
+
+/// The tiny LCL fixture model (f32) and its tokenizer.
+fn tiny_model(device: &burn::tensor::Device) -> (LclTokenizer, LclModel) {
+    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
+    let model = LclModel::from_pretrained(
+        &fixture("tiny-lcl"),
+        &fixture("tiny-clip"),
+        tokenizer.special_id(IMAGE_PATCH).unwrap(),
+        device,
+        burn::tensor::DType::F32,
+    )
+    .unwrap();
+    (tokenizer, model)
+}
+
+/// An answerer over the tiny model (16 patches of a 56-pixel tower).
+fn tiny_answerer<'a>(
+    model: &'a LclModel,
+    tokenizer: &'a LclTokenizer,
+    device: &'a burn::tensor::Device,
+) -> Answerer<'a> {
+    Answerer {
+        model,
+        tokenizer,
+        patches: 16,
+        image_size: 56,
+        generation: GenerationConfig::default(),
+        reuse_prefix: true,
+        device,
+    }
 }
 
 fn eval(suite: &Path, out: &Path, shots: &str, extra: &[&str]) -> Output {
@@ -187,37 +220,19 @@ fn a_bad_suite_fails_before_loading_the_model_and_names_the_problem() {
 
 #[test]
 fn likelihood_scoring_sums_the_answer_log_probabilities() {
-    use burn::tensor::DType;
     use burn::tensor::activation::log_softmax;
     use lcl::data::isekai;
     use lcl::episode::IGNORE_INDEX;
-    use lcl::eval::run::{Answerer, RunCache};
-    use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
-    use lcl_model::{GenerationConfig, LclModel, TokenBatch};
+    use lcl::eval::run::RunCache;
+    use lcl_model::TokenBatch;
 
     let dir = scratch("eval-likelihood");
     let file = suite(&dir);
     let records = isekai::read(&file).unwrap();
     let episodes = lcl::data::eval_episodes::isekai_episodes(&records, &file, 2, &dir, 42).unwrap();
     let device = device();
-    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
-    let model = LclModel::from_pretrained(
-        &fixture("tiny-lcl"),
-        &fixture("tiny-clip"),
-        tokenizer.special_id(IMAGE_PATCH).unwrap(),
-        &device,
-        DType::F32,
-    )
-    .unwrap();
-    let answerer = Answerer {
-        model: &model,
-        tokenizer: &tokenizer,
-        patches: 16,
-        image_size: 56,
-        generation: GenerationConfig::default(),
-        reuse_prefix: true,
-        device: &device,
-    };
+    let (tokenizer, model) = tiny_model(&device);
+    let answerer = tiny_answerer(&model, &tokenizer, &device);
     let mut cache = RunCache::new(64);
     let batched = answerer.likelihoods(&episodes, &mut cache).unwrap();
     assert_eq!(batched.len(), 4);
@@ -277,36 +292,16 @@ fn likelihood_scoring_sums_the_answer_log_probabilities() {
 
 #[test]
 fn prototype_baseline_names_a_query_by_its_nearest_support_pictures() {
-    use burn::tensor::DType;
     use lcl::data::eval_episodes::EvalEpisode;
     use lcl::episode::{Episode, Shot};
     use lcl::eval::prototype::PooledFeatures;
-    use lcl::eval::run::Answerer;
-    use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
-    use lcl_model::{GenerationConfig, LclModel};
 
     let dir = scratch("eval-prototype");
     let file = suite(&dir);
     let images = dir.join("images");
     let device = device();
-    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
-    let model = LclModel::from_pretrained(
-        &fixture("tiny-lcl"),
-        &fixture("tiny-clip"),
-        tokenizer.special_id(IMAGE_PATCH).unwrap(),
-        &device,
-        DType::F32,
-    )
-    .unwrap();
-    let answerer = Answerer {
-        model: &model,
-        tokenizer: &tokenizer,
-        patches: 16,
-        image_size: 56,
-        generation: GenerationConfig::default(),
-        reuse_prefix: true,
-        device: &device,
-    };
+    let (tokenizer, model) = tiny_model(&device);
+    let answerer = tiny_answerer(&model, &tokenizer, &device);
     // a query that is one of the support pictures is nearest its own label's prototype
     // (similarity 1 with one shot per label), whichever label that is
     let episode = |query: &str, positive: &str, negative: &str| EvalEpisode {

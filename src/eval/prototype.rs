@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use lcl_model::LclModel;
 
-use crate::data::eval_episodes::EvalEpisode;
+use crate::data::eval_episodes::{EvalEpisode, episode_images};
 use crate::eval::run::Answerer;
-use crate::image::preprocess_file;
+use crate::image::pixel_batch;
 
 /// Pooled, unit-length vision features of images, computed once per run.
 #[derive(Default)]
@@ -40,17 +40,10 @@ impl PooledFeatures {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut pixels = Vec::new();
-        for image in &missing {
-            pixels.extend(preprocess_file(image, image_size as u32)?);
-        }
-        let input = Tensor::<4>::from_data(
-            TensorData::new(pixels, [missing.len(), 3, image_size, image_size]),
-            device,
-        );
+        let pixels = pixel_batch(&missing, image_size, device)?;
         let states = model
             .vision
-            .hidden_state(input.cast(model.dtype()), model.vision_layer);
+            .hidden_state(pixels.cast(model.dtype()), model.vision_layer);
         let [n, tokens, width] = states.dims();
         let pooled = states
             .slice([0..n, 1..tokens, 0..width])
@@ -80,16 +73,7 @@ impl Answerer<'_> {
         episodes: &[EvalEpisode],
         pooled: &mut PooledFeatures,
     ) -> Result<Vec<PrototypeChoice>> {
-        let images: Vec<PathBuf> = episodes
-            .iter()
-            .flat_map(|e| {
-                e.episode
-                    .support
-                    .iter()
-                    .map(|s| s.image.clone())
-                    .chain([e.episode.query.clone()])
-            })
-            .collect();
+        let images = episode_images(episodes);
         pooled.ensure(self.model, &images, self.image_size, self.device)?;
         let feature = |p: &PathBuf| pooled.features[p].as_slice();
         Ok(episodes

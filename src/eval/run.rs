@@ -8,14 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use lcl_model::{GenerationConfig, KvCache, LclModel};
 use serde::{Deserialize, Serialize};
 
 use crate::data::eval_episodes::EvalEpisode;
 use crate::eval::prototype::PooledFeatures;
 use crate::eval::score::is_correct;
-use crate::image::preprocess_file;
+use crate::image::pixel_batch;
 use crate::template::prompt_ids;
 use crate::tokenizer::LclTokenizer;
 
@@ -135,15 +135,7 @@ impl RunCache {
         };
         let mut fresh: HashMap<&PathBuf, Tensor<2>> = HashMap::new();
         if !missing.is_empty() {
-            let mut pixels = Vec::new();
-            for image in &missing {
-                pixels.extend(preprocess_file(image, image_size as u32)?);
-            }
-            let input = Tensor::<4>::from_data(
-                TensorData::new(pixels, [missing.len(), 3, image_size, image_size]),
-                device,
-            );
-            let encoded = model.encode_images(input);
+            let encoded = model.encode_images(pixel_batch(&missing, image_size, device)?);
             let [n, patches, width] = encoded.dims();
             for (i, image) in missing.iter().enumerate() {
                 let one = encoded
