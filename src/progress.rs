@@ -1,6 +1,7 @@
 //! Progress bars on stderr for long work. On a terminal the bar redraws in place; otherwise (a
-//! log file, `nohup`) its state is written as a plain line every 30 seconds and once more when
-//! the work ends, so a long run in the background still says how far it got.
+//! log file, `nohup`) its state is written as a plain line every 30 seconds, and once more
+//! when the work ends unless the bar is cleared, so a long run in the background still says
+//! how far it got while short work stays quiet.
 
 use std::fmt::Debug;
 use std::io::{self, IsTerminal, Write};
@@ -25,8 +26,8 @@ pub fn bar(len: u64, template: &str) -> ProgressBar {
     bar
 }
 
-/// A draw target writing a bar's state to `out` as whole lines, at most every `interval`,
-/// and its last state when the bar is dropped.
+/// A draw target writing a bar's state to `out` as whole lines, every `interval` from the
+/// start, and its last state when the bar is dropped (nothing more once it is cleared).
 pub fn log_lines<W: Write + Send + Debug + 'static>(
     out: W,
     interval: Duration,
@@ -37,7 +38,7 @@ pub fn log_lines<W: Write + Send + Debug + 'static>(
             out,
             pending: String::new(),
             latest: None,
-            printed_at: None,
+            printed_at: Instant::now(),
         }),
     };
     ProgressDrawTarget::term_like_with_hz(Box::new(lines), 4)
@@ -56,7 +57,8 @@ struct LogState<W> {
     pending: String,
     /// The last complete frame not written yet.
     latest: Option<String>,
-    printed_at: Option<Instant>,
+    /// When a line was last written (at first: when the bar started).
+    printed_at: Instant,
 }
 
 impl<W: Write> LogState<W> {
@@ -64,7 +66,7 @@ impl<W: Write> LogState<W> {
         if let Some(line) = self.latest.take() {
             writeln!(self.out, "{line}")?;
             self.out.flush()?;
-            self.printed_at = Some(Instant::now());
+            self.printed_at = Instant::now();
         }
         Ok(())
     }
@@ -120,10 +122,7 @@ impl<W: Write + Send + Debug> TermLike for LogLines<W> {
                 return Ok(());
             }
             state.latest = Some(frame.to_string());
-            if state
-                .printed_at
-                .is_none_or(|at| at.elapsed() >= self.interval)
-            {
+            if state.printed_at.elapsed() >= self.interval {
                 state.print_latest()?;
             }
             Ok(())
@@ -157,34 +156,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bar_off_terminal_writes_its_first_and_last_state_as_lines() {
+    /// The lines `work` writes through a log-lines target of `interval`.
+    fn lines_of(interval: Duration, work: impl FnOnce(&ProgressBar)) -> Vec<String> {
         let out = Shared::default();
-        let bar = ProgressBar::with_draw_target(Some(5), log_lines(out.clone(), LOG_INTERVAL))
+        let bar = ProgressBar::with_draw_target(Some(5), log_lines(out.clone(), interval))
             .with_style(ProgressStyle::with_template("work {pos}/{len}").unwrap());
-        for _ in 0..5 {
-            bar.inc(1);
-        }
-        bar.finish();
+        work(&bar);
         drop(bar);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        // the first frame at once, nothing more within the interval, the last at the end
-        assert_eq!(lines.first(), Some(&"work 1/5"), "{text:?}");
-        assert_eq!(lines.last(), Some(&"work 5/5"), "{text:?}");
-        assert_eq!(lines.len(), 2, "{text:?}");
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn short_work_writes_only_its_last_state() {
+        let lines = lines_of(LOG_INTERVAL, |bar| {
+            for _ in 0..5 {
+                bar.inc(1);
+            }
+            bar.finish();
+        });
+        assert_eq!(lines, ["work 5/5"]);
+    }
+
+    #[test]
+    fn long_work_writes_its_state_as_it_goes() {
+        // an interval already over at every frame: each drawn frame is written
+        let lines = lines_of(Duration::ZERO, |bar| {
+            for _ in 0..5 {
+                bar.inc(1);
+            }
+            bar.finish();
+        });
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("work 1/5"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("work 5/5"),
+            "{lines:?}"
+        );
     }
 
     #[test]
     fn a_cleared_bar_leaves_no_last_line() {
-        let out = Shared::default();
-        let bar = ProgressBar::with_draw_target(Some(3), log_lines(out.clone(), LOG_INTERVAL))
-            .with_style(ProgressStyle::with_template("load {pos}/{len}").unwrap());
-        bar.inc(1);
-        bar.inc(2);
-        bar.finish_and_clear();
-        drop(bar);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "load 1/3\n");
+        let lines = lines_of(LOG_INTERVAL, |bar| {
+            bar.inc(3);
+            bar.finish_and_clear();
+        });
+        assert!(lines.is_empty(), "{lines:?}");
     }
 }

@@ -131,6 +131,9 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
         "| LCL [2-way-weight] | ISEKAI-10 |",
         "| LCL [2-way-weight] | ISEKAI-pair |",
         "| LCL [2-way-weight] | held-out species |",
+        "| vision only (prototype) | ISEKAI-10 |",
+        "| vision only (prototype) | ISEKAI-pair |",
+        "| vision only (prototype) | held-out species |",
         "| model | 0% false | 50% false | 100% false |",
     ] {
         assert!(table.contains(row), "{row} missing from\n{table}");
@@ -139,7 +142,7 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
         serde_json::from_str(&std::fs::read_to_string(dir.join("runs/eval/results.json")).unwrap())
             .unwrap();
     let rows = results["suites"].as_array().unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 9);
     for row in rows {
         let cells = row["accuracy"].as_array().unwrap();
         assert_eq!(cells.len(), 5, "{row}");

@@ -23,6 +23,8 @@ use crate::world::{WorldSpec, generate};
 pub const CHECKPOINTS: &str = "checkpoints/mini";
 /// The models compared, as (folder under [`CHECKPOINTS`], row label).
 pub const MODELS: [(&str, &str); 2] = [("vanilla", "vanilla"), ("lcl", "LCL [2-way-weight]")];
+/// Row label of the vision-only baseline (`--score prototype` on the LCL model's CLIP).
+pub const VISION_ONLY: &str = "vision only (prototype)";
 /// The suites, as (name or file under the world, row label).
 const SUITES: [(&str, &str); 3] = [
     ("isekai-10", "ISEKAI-10"),
@@ -123,20 +125,10 @@ pub fn evaluate_default(request: &DefaultEvalRequest, device: &Device) -> Result
             );
         }
         for (suite, suite_label) in SUITES {
-            let run = evaluate(
-                &sub_request(request, &model, suite, &request.shots, None),
-                device,
-            )
-            .with_context(|| format!("{label} on {suite_label}"))?;
-            results.suites.push(SuiteRow {
-                model: label.to_string(),
-                suite: suite_label.to_string(),
-                accuracy: run
-                    .runs
-                    .first()
-                    .map(|r| r.shots.iter().map(|(&n, c)| (n, c.accuracy)).collect())
-                    .unwrap_or_default(),
-            });
+            let sub = sub_request(request, &model, suite, &request.shots, None);
+            results
+                .suites
+                .push(suite_row(&sub, label, suite_label, device)?);
         }
         let ablation = evaluate(
             &sub_request(
@@ -163,8 +155,41 @@ pub fn evaluate_default(request: &DefaultEvalRequest, device: &Device) -> Result
             accuracy: by_ratio,
         });
     }
+    // The LCL model's vision tower alone (no language model): what linking each label to
+    // its pictures can at best reach on each suite.
+    let lcl = request.checkpoints.join(MODELS[1].0);
+    for (suite, suite_label) in SUITES {
+        let mut sub = sub_request(request, &lcl, suite, &request.shots, None);
+        sub.scores = vec![ScoreMode::Prototype];
+        sub.out = request
+            .out
+            .join("vision-only")
+            .join(sub.out.file_name().unwrap_or_default());
+        results
+            .suites
+            .push(suite_row(&sub, VISION_ONLY, suite_label, device)?);
+    }
     write_report(request, &results)?;
     Ok(results)
+}
+
+/// Evaluates `sub` (one suite, one scoring) into a table row.
+fn suite_row(
+    sub: &EvalRequest,
+    model_label: &str,
+    suite_label: &str,
+    device: &Device,
+) -> Result<SuiteRow> {
+    let run = evaluate(sub, device).with_context(|| format!("{model_label} on {suite_label}"))?;
+    Ok(SuiteRow {
+        model: model_label.to_string(),
+        suite: suite_label.to_string(),
+        accuracy: run
+            .runs
+            .first()
+            .map(|r| r.shots.iter().map(|(&n, c)| (n, c.accuracy)).collect())
+            .unwrap_or_default(),
+    })
 }
 
 /// The `lcl eval` request of one model (`model` folder) on one suite of the default
@@ -271,7 +296,7 @@ fn write_report(request: &DefaultEvalRequest, results: &DefaultResults) -> Resul
         .collect();
     plot_lines(
         &lines,
-        "miniature: vanilla vs LCL",
+        "miniature: vanilla vs LCL (and the vision tower alone)",
         "shots",
         &out.join("accuracy.png"),
     )?;
