@@ -69,6 +69,12 @@ fn tiny_answerer<'a>(
     }
 }
 
+/// The table a successful `lcl eval` printed (the test fails with its stderr otherwise).
+fn table_of(run: Output) -> String {
+    assert!(run.status.success(), "{}", stderr(&run));
+    String::from_utf8(run.stdout).unwrap()
+}
+
 fn eval(suite: &Path, out: &Path, shots: &str, extra: &[&str]) -> Output {
     let model = fixture("tiny-lcl");
     let vision = fixture("tiny-clip");
@@ -96,9 +102,7 @@ fn eval_writes_predictions_results_and_table_and_resumes() {
     let dir = scratch("eval");
     let file = suite(&dir);
     let out = dir.join("out");
-    let first = eval(&file, &out, "0,2,4", &["--batch-size", "3"]);
-    assert!(first.status.success(), "{}", stderr(&first));
-    let table = String::from_utf8(first.stdout.clone()).unwrap();
+    let table = table_of(eval(&file, &out, "0,2,4", &["--batch-size", "3"]));
     assert!(table.contains("| run | 0 | 2 | 4 |"), "{table}");
     assert!(table.contains("| tiny-isekai |"), "{table}");
     let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
@@ -161,14 +165,12 @@ fn the_false_label_ablation_gives_one_row_per_ratio() {
     let dir = scratch("eval-ablation");
     let file = suite(&dir);
     let out = dir.join("out");
-    let run = eval(
+    let table = table_of(eval(
         &file,
         &out,
         "4",
         &["--ablation", "false-ratio", "--batch-size", "3"],
-    );
-    assert!(run.status.success(), "{}", stderr(&run));
-    let table = String::from_utf8(run.stdout).unwrap();
+    ));
     for ratio in ["0%", "25%", "50%", "75%", "100%"] {
         assert!(
             table.contains(&format!("| tiny-isekai false {ratio} |")),
@@ -178,14 +180,12 @@ fn the_false_label_ablation_gives_one_row_per_ratio() {
     assert!(image::open(out.join("false-ratio.png")).is_ok());
 
     let positions = dir.join("positions");
-    let run = eval(
+    let table = table_of(eval(
         &file,
         &positions,
         "4",
         &["--ablation", "position", "--position-shots", "4"],
-    );
-    assert!(run.status.success(), "{}", stderr(&run));
-    let table = String::from_utf8(run.stdout).unwrap();
+    ));
     assert!(table.contains("| tiny-isekai position 4 |"), "{table}");
     assert!(!table.contains("position 5"), "{table}");
     assert!(image::open(positions.join("position.png")).is_ok());
@@ -274,9 +274,7 @@ fn likelihood_scoring_sums_the_answer_log_probabilities() {
     }
 
     let out = dir.join("out");
-    let run = eval(&file, &out, "2", &["--score", "generate,likelihood"]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let table = String::from_utf8(run.stdout).unwrap();
+    let table = table_of(eval(&file, &out, "2", &["--score", "generate,likelihood"]));
     assert!(table.contains("| tiny-isekai likelihood |"), "{table}");
     let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
     let scored: Vec<&Prediction> = predictions
@@ -343,9 +341,7 @@ fn prototype_baseline_names_a_query_by_its_nearest_support_pictures() {
 
     // through the command line: its own rows, each verdict the chosen label's
     let out = dir.join("out");
-    let run = eval(&file, &out, "0,2", &["--score", "prototype"]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let table = String::from_utf8(run.stdout).unwrap();
+    let table = table_of(eval(&file, &out, "0,2", &["--score", "prototype"]));
     assert!(table.contains("| tiny-isekai prototype |"), "{table}");
     let predictions = read_predictions(&out.join("predictions.jsonl")).unwrap();
     assert_eq!(predictions.len(), 8);
