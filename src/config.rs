@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::episode::Supervision;
 use crate::neighbors::NeighborSettings;
-use crate::sampler::ShotSchedule;
+use crate::sampler::{NegativeLabel, ShotSchedule};
 
 /// A whole run configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -106,6 +106,9 @@ pub struct SamplerConfig {
     pub weighting: Weighting,
     /// The exponent scale of the code's weighting (2 released, 1 in older code).
     pub weight_scale: f64,
+    /// How the hard negative is labelled: `real` (its class name, the original) or
+    /// `invented` (a second invented name, so every answer must follow the episode's links).
+    pub negative_label: NegativeLabel,
 }
 
 impl Default for SamplerConfig {
@@ -119,6 +122,7 @@ impl Default for SamplerConfig {
             max_total_shots: 16,
             weighting: Weighting::Code,
             weight_scale: 2.0,
+            negative_label: NegativeLabel::Real,
         }
     }
 }

@@ -24,6 +24,28 @@ pub fn random_label(rng: &mut Rng) -> String {
         .collect()
 }
 
+/// An invented label other than `taken`.
+fn distinct_label(taken: &str, rng: &mut Rng) -> String {
+    loop {
+        let label = random_label(rng);
+        if label != taken {
+            return label;
+        }
+    }
+}
+
+/// How an episode labels its hard-negative class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NegativeLabel {
+    /// Its real class name, lower-cased (the original).
+    #[default]
+    Real,
+    /// An invented name like the anchor's, so that no answer can come from knowing the
+    /// class: every answer must follow the episode's own links.
+    Invented,
+}
+
 /// How many support images of each class an episode gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shots {
@@ -172,11 +194,13 @@ fn draw_distinct<'a>(pool: &'a [String], count: usize, rng: &mut Rng) -> Vec<&'a
 /// The original's `policy_2way_weight` episode for class `anchor` of `classes`: `shots.anchor`
 /// anchor images labelled with one invented name, `shots.negative` images of a hard negative (tier
 /// drawn with [`tier_weights`]) labelled with its real name lower-cased (the first is the
-/// neighbour entry's image), shuffled; the query from either class with p = 0.5.
+/// neighbour entry's image), shuffled; the query from either class with p = 0.5. With
+/// [`NegativeLabel::Invented`] the negative is labelled with a second invented name instead.
 pub fn sample_episode(
     classes: &[ClassEntry],
     anchor: usize,
     shots: Shots,
+    negative_label: NegativeLabel,
     rng: &mut Rng,
 ) -> Result<TrainEpisode> {
     let entry = &classes[anchor];
@@ -201,7 +225,10 @@ pub fn sample_episode(
             )
         })?;
     let anchor_label = random_label(rng);
-    let negative_label = neighbor.name().to_lowercase();
+    let negative_label = match negative_label {
+        NegativeLabel::Real => neighbor.name().to_lowercase(),
+        NegativeLabel::Invented => distinct_label(&anchor_label, rng),
+    };
 
     let anchor_images = draw_distinct(&entry.samples, shots.anchor + 1, rng);
     let negative_pool: Vec<String> = negative
@@ -398,7 +425,14 @@ mod tests {
         let mut rng = Rng::new(42);
         let mut from_anchor = 0;
         for _ in 0..2_000 {
-            let episode = sample_episode(&classes, 5, Shots::per_class(4), &mut rng).unwrap();
+            let episode = sample_episode(
+                &classes,
+                5,
+                Shots::per_class(4),
+                NegativeLabel::Real,
+                &mut rng,
+            )
+            .unwrap();
             assert_eq!(episode.support.len(), 8);
             let anchor_shots: Vec<_> = episode
                 .support
@@ -433,8 +467,46 @@ mod tests {
         }
         // p = 0.5 over 2000 draws: within 4 standard deviations (22.4).
         assert!((from_anchor as f64 - 1000.0).abs() < 90.0, "{from_anchor}");
-        let a = sample_episode(&classes, 3, Shots::per_class(2), &mut Rng::new(9)).unwrap();
-        let b = sample_episode(&classes, 3, Shots::per_class(2), &mut Rng::new(9)).unwrap();
-        assert_eq!(a, b);
+        let draw = || {
+            sample_episode(
+                &classes,
+                3,
+                Shots::per_class(2),
+                NegativeLabel::Real,
+                &mut Rng::new(9),
+            )
+            .unwrap()
+        };
+        assert_eq!(draw(), draw());
+    }
+
+    #[test]
+    fn invented_negative_labels_hide_every_real_name() {
+        let classes = classes();
+        let mut rng = Rng::new(7);
+        for _ in 0..500 {
+            let episode = sample_episode(
+                &classes,
+                5,
+                Shots::per_class(3),
+                NegativeLabel::Invented,
+                &mut rng,
+            )
+            .unwrap();
+            let labels: std::collections::BTreeSet<_> =
+                episode.support.iter().map(|(_, label)| label).collect();
+            assert_eq!(labels.len(), 2, "one name per class: {labels:?}");
+            assert!(
+                labels
+                    .iter()
+                    .all(|l| l.chars().all(|c| c.is_ascii_lowercase()))
+            );
+            assert_ne!(episode.query_label, episode.other_label);
+            assert!(labels.contains(&episode.query_label));
+            for (image, label) in &episode.support {
+                let same_class = image.split('/').next() == episode.query_image.split('/').next();
+                assert_eq!(same_class, *label == episode.query_label, "{image} {label}");
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use lcl::config::{RunConfig, Strategy, read_questions};
-use lcl::sampler::ShotSchedule;
+use lcl::sampler::{NegativeLabel, ShotSchedule};
 
 fn shipped() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -82,6 +82,10 @@ fn unknown_and_ill_typed_fields_are_named() {
     assert!(format!("{err:#}").contains("3way"), "{err:#}");
     let err = RunConfig::parse("[sampler]\nstrategy = \"mix\"\n").unwrap_err();
     assert!(format!("{err:#}").contains("mix.sources"), "{err:#}");
+    let err = RunConfig::parse("[sampler]\nnegative_label = \"fake\"\n").unwrap_err();
+    assert!(format!("{err:#}").contains("fake"), "{err:#}");
+    let invented = RunConfig::parse("[sampler]\nnegative_label = \"invented\"\n").unwrap();
+    assert_eq!(invented.sampler.negative_label, NegativeLabel::Invented);
     let err = RunConfig::parse("[evaluation]\nshots = [0, 3]\n").unwrap_err();
     assert!(format!("{err:#}").contains("3 is odd"), "{err:#}");
     let dir = scratch("configs");
