@@ -178,7 +178,7 @@ pub struct TrainEpisode {
     pub support: Vec<(String, String)>,
     /// The query image.
     pub query_image: String,
-    /// The answer's label (the anchor's invented name or the negative's real name).
+    /// The answer's label (the anchor's invented name or the negative's label).
     pub query_label: String,
     /// The other class's label.
     pub other_label: String,
