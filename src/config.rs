@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::episode::Supervision;
 use crate::neighbors::NeighborSettings;
-use crate::sampler::{NegativeLabel, ShotSchedule};
+use crate::sampler::{EpisodeRules, NegativeLabel, ShotSchedule};
 
 /// A whole run configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -109,6 +109,10 @@ pub struct SamplerConfig {
     /// How the hard negative is labelled: `real` (its class name, the original) or
     /// `invented` (a second invented name, so every answer must follow the episode's links).
     pub negative_label: NegativeLabel,
+    /// Classes per episode: 2 (the original's 2-way) or more, each further class another hard
+    /// negative from an unused tier, labelled like the first. Not in the original: with more
+    /// ways, naming any support label is right only 1 / ways of the time, so only the link pays.
+    pub ways: usize,
 }
 
 impl Default for SamplerConfig {
@@ -123,11 +127,20 @@ impl Default for SamplerConfig {
             weighting: Weighting::Code,
             weight_scale: 2.0,
             negative_label: NegativeLabel::Real,
+            ways: 2,
         }
     }
 }
 
 impl SamplerConfig {
+    /// How episodes are composed: ways and negative labels.
+    pub fn rules(&self) -> EpisodeRules {
+        EpisodeRules {
+            negative_label: self.negative_label,
+            ways: self.ways,
+        }
+    }
+
     /// The schedule of the fixed phase (all of [2-way]).
     pub fn fixed_schedule(&self) -> ShotSchedule {
         ShotSchedule::Fixed(self.fixed_shots_per_class)
@@ -396,6 +409,9 @@ impl RunConfig {
         let s = &self.sampler;
         if s.episodes_per_class == 0 {
             bail!("sampler.episodes_per_class must be at least 1");
+        }
+        if s.ways < 2 {
+            bail!("sampler.ways must be at least 2, not {}", s.ways);
         }
         s.fixed_schedule()
             .validate()

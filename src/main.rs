@@ -643,7 +643,7 @@ fn episodes(args: EpisodesArgs) -> Result<()> {
         questions: read_questions(&config.data.questions)?,
         episodes_per_class: config.sampler.episodes_per_class,
         seed: config.sampler.seed,
-        negative_label: config.sampler.negative_label,
+        rules: config.sampler.rules(),
     };
     let sampler = EpisodeSampler::new(std::sync::Arc::new(spec), args.epoch)?;
     for index in args.start..(args.start + args.count).min(sampler.len()) {

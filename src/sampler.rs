@@ -24,11 +24,11 @@ pub fn random_label(rng: &mut Rng) -> String {
         .collect()
 }
 
-/// An invented label other than `taken`.
-fn distinct_label(taken: &str, rng: &mut Rng) -> String {
+/// An invented label none of `taken` has.
+fn distinct_label(taken: &[&str], rng: &mut Rng) -> String {
     loop {
         let label = random_label(rng);
-        if label != taken {
+        if !taken.contains(&label.as_str()) {
             return label;
         }
     }
@@ -178,17 +178,52 @@ pub struct TrainEpisode {
     pub support: Vec<(String, String)>,
     /// The query image.
     pub query_image: String,
-    /// The answer's label (the anchor's invented name or the negative's label).
+    /// The answer's label (the anchor's invented name or a negative's label).
     pub query_label: String,
-    /// The other class's label.
-    pub other_label: String,
+    /// The other classes' labels.
+    pub other_labels: Vec<String>,
+}
+
+/// How an episode is composed beyond its shot counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpisodeRules {
+    /// How the hard negatives are labelled.
+    pub negative_label: NegativeLabel,
+    /// Classes per episode: 2 (the original) or more, each further class another hard
+    /// negative from a tier not yet used.
+    pub ways: usize,
+}
+
+impl Default for EpisodeRules {
+    /// The original: 2-way, the negative under its real name.
+    fn default() -> Self {
+        Self::two_way(NegativeLabel::Real)
+    }
+}
+
+impl EpisodeRules {
+    /// The original's 2-way episodes with `negative_label`.
+    pub fn two_way(negative_label: NegativeLabel) -> Self {
+        Self {
+            negative_label,
+            ways: 2,
+        }
+    }
 }
 
 /// Draws `count` distinct items of `pool` (all of them if it is shorter).
-fn draw_distinct<'a>(pool: &'a [String], count: usize, rng: &mut Rng) -> Vec<&'a String> {
+fn draw_distinct<'a, T>(pool: &'a [T], count: usize, rng: &mut Rng) -> Vec<&'a T> {
     let mut order: Vec<usize> = (0..pool.len()).collect();
     rng.shuffle(&mut order);
     order.into_iter().take(count).map(|i| &pool[i]).collect()
+}
+
+/// One class of an episode: its label, its support shot count and its images (the shots, then
+/// possibly one more for the query).
+struct EpisodeClass<'a> {
+    label: String,
+    shots: usize,
+    images: Vec<&'a String>,
 }
 
 /// The original's `policy_2way_weight` episode for class `anchor` of `classes`: `shots.anchor`
@@ -196,11 +231,14 @@ fn draw_distinct<'a>(pool: &'a [String], count: usize, rng: &mut Rng) -> Vec<&'a
 /// drawn with [`tier_weights`]) labelled with its real name lower-cased (the first is the
 /// neighbour entry's image), shuffled; the query from either class with p = 0.5. With
 /// [`NegativeLabel::Invented`] the negative is labelled with a second invented name instead.
+/// With `rules.ways` above 2, each further negative comes from a tier not drawn yet and is
+/// labelled like the first; the query is the anchor's with p = 1 / ways, else a negative's
+/// (uniformly). Two-way episodes draw the same random numbers as the original's sampler.
 pub fn sample_episode(
     classes: &[ClassEntry],
     anchor: usize,
     shots: Shots,
-    negative_label: NegativeLabel,
+    rules: EpisodeRules,
     rng: &mut Rng,
 ) -> Result<TrainEpisode> {
     let entry = &classes[anchor];
@@ -212,7 +250,94 @@ pub fn sample_episode(
             shots.anchor
         );
     }
-    let tier = rng.weighted(&tier_weights(entry.neighbors.len()));
+    if rules.ways < 2 || entry.neighbors.len() < rules.ways - 1 {
+        bail!(
+            "class {} has {} neighbours; a {}-way episode needs {} (and ways >= 2)",
+            entry.class_id,
+            entry.neighbors.len(),
+            rules.ways,
+            rules.ways.saturating_sub(1)
+        );
+    }
+    let mut weights = tier_weights(entry.neighbors.len());
+    let mut tier = rng.weighted(&weights);
+    let anchor_label = random_label(rng);
+    let mut label = negative_name(entry, tier, rules.negative_label, &[&anchor_label], rng);
+    let anchor_images = draw_distinct(&entry.samples, shots.anchor + 1, rng);
+    let mut members = vec![EpisodeClass {
+        label: anchor_label,
+        shots: shots.anchor,
+        images: anchor_images,
+    }];
+    loop {
+        weights[tier] = 0.0;
+        let images = negative_images(classes, entry, tier, shots.negative, rng)?;
+        members.push(EpisodeClass {
+            label,
+            shots: shots.negative.min(images.len()),
+            images,
+        });
+        if members.len() == rules.ways {
+            break;
+        }
+        tier = rng.weighted(&weights);
+        let taken: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
+        label = negative_name(entry, tier, rules.negative_label, &taken, rng);
+    }
+
+    let mut support: Vec<(String, String)> = members
+        .iter()
+        .flat_map(|m| {
+            m.images[..m.shots]
+                .iter()
+                .map(|image| ((*image).clone(), m.label.clone()))
+        })
+        .collect();
+    rng.shuffle(&mut support);
+
+    let mut pick = if rng.unit() < 1.0 / rules.ways as f64 {
+        0
+    } else if rules.ways > 2 {
+        1 + rng.below(rules.ways - 1)
+    } else {
+        1
+    };
+    if members[pick].images.len() <= members[pick].shots {
+        pick = 0; // no image left for a query: the anchor's, as the original does
+    }
+    let query = members.remove(pick);
+    Ok(TrainEpisode {
+        support,
+        query_image: query.images[query.shots].clone(),
+        query_label: query.label,
+        other_labels: members.into_iter().map(|m| m.label).collect(),
+    })
+}
+
+/// The label of the neighbour at `tier` of `entry`: its real name lower-cased, or an invented
+/// name none of `taken` has.
+fn negative_name(
+    entry: &ClassEntry,
+    tier: usize,
+    negative_label: NegativeLabel,
+    taken: &[&str],
+    rng: &mut Rng,
+) -> String {
+    match negative_label {
+        NegativeLabel::Real => entry.neighbors[tier].name().to_lowercase(),
+        NegativeLabel::Invented => distinct_label(taken, rng),
+    }
+}
+
+/// The images of the neighbour at `tier` of `entry`: the neighbour entry's image, then `count`
+/// more of that class (as many as it has), drawn at random.
+fn negative_images<'a>(
+    classes: &'a [ClassEntry],
+    entry: &'a ClassEntry,
+    tier: usize,
+    count: usize,
+    rng: &mut Rng,
+) -> Result<Vec<&'a String>> {
     let neighbor = &entry.neighbors[tier];
     let negative = classes
         .iter()
@@ -224,54 +349,14 @@ pub fn sample_episode(
                 entry.class_id
             )
         })?;
-    let anchor_label = random_label(rng);
-    let negative_label = match negative_label {
-        NegativeLabel::Real => neighbor.name().to_lowercase(),
-        NegativeLabel::Invented => distinct_label(&anchor_label, rng),
-    };
-
-    let anchor_images = draw_distinct(&entry.samples, shots.anchor + 1, rng);
-    let negative_pool: Vec<String> = negative
+    let pool: Vec<&String> = negative
         .samples
         .iter()
         .filter(|s| *s != neighbor.image())
-        .cloned()
         .collect();
-    let mut negative_images: Vec<&String> = vec![&neighbor.2];
-    negative_images.extend(draw_distinct(&negative_pool, shots.negative, rng));
-
-    let mut support: Vec<(String, String)> = anchor_images[..shots.anchor]
-        .iter()
-        .map(|image| ((*image).clone(), anchor_label.clone()))
-        .chain(
-            negative_images[..shots.negative.min(negative_images.len())]
-                .iter()
-                .map(|image| ((*image).clone(), negative_label.clone())),
-        )
-        .collect();
-    rng.shuffle(&mut support);
-
-    let query_from_anchor = rng.unit() < 0.5;
-    let (query_image, query_label, other_label) =
-        if query_from_anchor || negative_images.len() <= shots.negative {
-            (
-                anchor_images[shots.anchor].clone(),
-                anchor_label,
-                negative_label,
-            )
-        } else {
-            (
-                negative_images[shots.negative].clone(),
-                negative_label,
-                anchor_label,
-            )
-        };
-    Ok(TrainEpisode {
-        support,
-        query_image,
-        query_label,
-        other_label,
-    })
+    let mut images = vec![&neighbor.2];
+    images.extend(draw_distinct(&pool, count, rng).into_iter().copied());
+    Ok(images)
 }
 
 #[cfg(test)]
@@ -429,7 +514,7 @@ mod tests {
                 &classes,
                 5,
                 Shots::per_class(4),
-                NegativeLabel::Real,
+                EpisodeRules::two_way(NegativeLabel::Real),
                 &mut rng,
             )
             .unwrap();
@@ -472,7 +557,7 @@ mod tests {
                 &classes,
                 3,
                 Shots::per_class(2),
-                NegativeLabel::Real,
+                EpisodeRules::two_way(NegativeLabel::Real),
                 &mut Rng::new(9),
             )
             .unwrap()
@@ -489,7 +574,7 @@ mod tests {
                 &classes,
                 5,
                 Shots::per_class(3),
-                NegativeLabel::Invented,
+                EpisodeRules::two_way(NegativeLabel::Invented),
                 &mut rng,
             )
             .unwrap();
@@ -501,12 +586,57 @@ mod tests {
                     .iter()
                     .all(|l| l.chars().all(|c| c.is_ascii_lowercase()))
             );
-            assert_ne!(episode.query_label, episode.other_label);
+            assert_eq!(episode.other_labels.len(), 1);
+            assert_ne!(episode.query_label, episode.other_labels[0]);
             assert!(labels.contains(&episode.query_label));
             for (image, label) in &episode.support {
                 let same_class = image.split('/').next() == episode.query_image.split('/').next();
                 assert_eq!(same_class, *label == episode.query_label, "{image} {label}");
             }
         }
+    }
+
+    #[test]
+    fn many_way_episodes_have_one_name_per_class_and_queries_from_each() {
+        let classes = classes();
+        let rules = EpisodeRules {
+            negative_label: NegativeLabel::Invented,
+            ways: 5,
+        };
+        let mut rng = Rng::new(3);
+        let mut from_anchor = 0;
+        for _ in 0..1_000 {
+            let episode =
+                sample_episode(&classes, 5, Shots::per_class(2), rules, &mut rng).unwrap();
+            assert_eq!(episode.support.len(), 10);
+            let class_of = |image: &str| image.split('/').next().unwrap().to_string();
+            let mut names = std::collections::BTreeMap::new();
+            for (image, label) in &episode.support {
+                names
+                    .entry(class_of(image))
+                    .or_insert_with(std::collections::BTreeSet::new)
+                    .insert(label.clone());
+            }
+            assert_eq!(names.len(), 5, "five classes: {names:?}");
+            let labels: std::collections::BTreeSet<_> = names.values().flatten().cloned().collect();
+            assert_eq!(labels.len(), 5, "one distinct name per class: {names:?}");
+            assert!(names.values().all(|n| n.len() == 1));
+            assert_eq!(
+                names[&class_of(&episode.query_image)],
+                [episode.query_label.clone()].into()
+            );
+            assert_eq!(episode.other_labels.len(), 4);
+            from_anchor += usize::from(episode.query_image.starts_with("c5/"));
+        }
+        // p = 1/5 over 1000 draws: within 4 standard deviations (50.6).
+        assert!((from_anchor as f64 - 200.0).abs() < 51.0, "{from_anchor}");
+        let too_few = EpisodeRules {
+            negative_label: NegativeLabel::Real,
+            ways: 38,
+        };
+        let error = sample_episode(&classes, 5, Shots::per_class(1), too_few, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("36 neighbours"), "{error}");
     }
 }

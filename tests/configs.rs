@@ -86,6 +86,11 @@ fn unknown_and_ill_typed_fields_are_named() {
     assert!(format!("{err:#}").contains("fake"), "{err:#}");
     let invented = RunConfig::parse("[sampler]\nnegative_label = \"invented\"\n").unwrap();
     assert_eq!(invented.sampler.negative_label, NegativeLabel::Invented);
+    assert_eq!(invented.sampler.ways, 2, "2-way unless asked");
+    let eight = RunConfig::parse("[sampler]\nways = 8\n").unwrap();
+    assert_eq!(eight.sampler.rules().ways, 8);
+    let err = RunConfig::parse("[sampler]\nways = 1\n").unwrap_err();
+    assert!(format!("{err:#}").contains("sampler.ways"), "{err:#}");
     let err = RunConfig::parse("[evaluation]\nshots = [0, 3]\n").unwrap_err();
     assert!(format!("{err:#}").contains("3 is odd"), "{err:#}");
     let dir = scratch("configs");

@@ -246,7 +246,7 @@ fn train_set(classes: Vec<ClassEntry>, seed: u64) -> TrainSet {
         ],
         episodes_per_class: 2,
         seed,
-        negative_label: Default::default(),
+        rules: Default::default(),
     };
     let sampler = EpisodeSampler::new(Arc::new(spec), 0).unwrap();
     TrainSet::new(sampler, Arc::new(tokenizer()), 16, 56)
@@ -345,7 +345,7 @@ fn a_class_too_small_for_the_schedule_is_refused_up_front() {
         questions: vec!["<image>?".into()],
         episodes_per_class: 1,
         seed: 0,
-        negative_label: Default::default(),
+        rules: Default::default(),
     };
     let err = EpisodeSampler::new(Arc::new(spec), 0).expect_err("too few samples");
     assert!(err.to_string().contains("n01484850"), "{err}");

@@ -184,7 +184,7 @@ fn episode_items(config: &RunConfig) -> Vec<EpisodeItem> {
         questions: lcl::config::read_questions(&config.data.questions).unwrap(),
         episodes_per_class: 1,
         seed: 42,
-        negative_label: Default::default(),
+        rules: Default::default(),
     };
     let set = TrainSet::new(
         EpisodeSampler::new(std::sync::Arc::new(spec), 0).unwrap(),

@@ -12,7 +12,7 @@ use lcl_model::rng::Rng;
 use crate::data::batch::EpisodeItem;
 use crate::data::class_file::ClassEntry;
 use crate::episode::{Episode, Shot, Supervision};
-use crate::sampler::{NegativeLabel, ShotSchedule, sample_episode};
+use crate::sampler::{EpisodeRules, ShotSchedule, sample_episode};
 use crate::tokenizer::LclTokenizer;
 
 /// What a training set draws from and how.
@@ -30,8 +30,8 @@ pub struct TrainSetSpec {
     pub episodes_per_class: usize,
     /// Seed of every random choice.
     pub seed: u64,
-    /// How the hard negative is labelled.
-    pub negative_label: NegativeLabel,
+    /// How many classes an episode has and how its hard negatives are labelled.
+    pub rules: EpisodeRules,
 }
 
 /// Draws the episodes of one epoch (no file is read).
@@ -71,6 +71,16 @@ impl EpisodeSampler {
                     most
                 );
             }
+            if class.neighbors.len() + 1 < spec.rules.ways {
+                bail!(
+                    "class {} ({}) has {} neighbours; {}-way episodes need {}",
+                    class.class_id,
+                    class.class_name,
+                    class.neighbors.len(),
+                    spec.rules.ways,
+                    spec.rules.ways - 1
+                );
+            }
             if let Some(missing) = class.neighbors.iter().find(|n| !ids.contains(n.id())) {
                 bail!(
                     "neighbour {} of class {} is not a training class",
@@ -98,7 +108,7 @@ impl EpisodeSampler {
         let mut rng = Rng::derive(spec.seed, &[self.epoch, index as u64]);
         let shots = spec.shots.draw(&mut rng);
         let anchor = index % spec.classes.len();
-        let sampled = sample_episode(&spec.classes, anchor, shots, spec.negative_label, &mut rng)?;
+        let sampled = sample_episode(&spec.classes, anchor, shots, spec.rules, &mut rng)?;
         let question = spec.questions[rng.below(spec.questions.len())].clone();
         Ok(Episode {
             support: sampled

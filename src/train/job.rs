@@ -358,7 +358,7 @@ impl EpisodeStream {
                 questions: questions.clone(),
                 episodes_per_class: config.sampler.episodes_per_class,
                 seed,
-                negative_label: config.sampler.negative_label,
+                rules: config.sampler.rules(),
             });
             let sampler = EpisodeSampler::new(spec, 0)
                 .with_context(|| format!("{}", config.data.class_file.display()))?;
@@ -437,7 +437,7 @@ fn validation_set(
         questions: read_questions(&config.data.questions)?,
         episodes_per_class: v.episodes_per_class,
         seed: config.sampler.seed,
-        negative_label: config.sampler.negative_label,
+        rules: config.sampler.rules(),
     });
     let sampler = EpisodeSampler::new(spec, 0)
         .with_context(|| format!("validation classes {}", v.class_file.display()))?;
