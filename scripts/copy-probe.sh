@@ -16,7 +16,6 @@ OUT="${2:?run folder}"
 STEPS="${3:-300}"
 BATCH="${4:-16}"
 LR="${5:-3e-3}"
-BACKEND="${BACKEND:-flex}"
 STRINGS="${STRINGS:-8-8}"
 mkdir -p "$OUT"
 python3 - "$OUT/copy.json" "$STRINGS" <<'PY'
@@ -34,19 +33,4 @@ for _ in range(20000):
         {"from": "gpt", "value": quoted + "."}]})
 json.dump(conversations, open(sys.argv[1], "w"))
 PY
-cat > "$OUT/copy.toml" <<TOML
-[model]
-base = "$MODEL"
-[sampler]
-strategy = "instructions"
-[[mix.sources]]
-file = "$OUT/copy.json"
-images = "$OUT"
-[training]
-epochs = 1
-main_epochs = 0
-batch_size = $BATCH
-learning_rate = $LR
-checkpoint_every = 100
-TOML
-cargo xtask train --backend "$BACKEND" --config "$OUT/copy.toml" --out "$OUT/run" --stop-after "$STEPS"
+bash "$(dirname "$0")/train-conversations.sh" "$MODEL" "$OUT/copy.json" "$OUT" copy "$STEPS" "$BATCH" "$LR"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Can a model look a value up by its key in context? Trains a model folder on text-only
+# look-up conversations with one-letter keys and values (each a single token of the miniature's
+# tokenizer), eight pairs and four questions each:
+#   USER: Remember: "o" is "z". "r" is "q". ... What is "f"?   ASSISTANT: it is "d".
+# Copying one of the shown values at random gives the loss floor `scripts/copy-floor.sh` prints
+# for the corpus (0.238 per supervised token); only a model that finds the key's own value gets
+# below it. Watch `OUT/run/steps.jsonl`.
+# FORMAT=adjacent writes each pair as one quoted "k v" (the value two tokens after its key
+# instead of four) and answers with the pair: USER: Remember: "o z" "r q" ... What goes with
+# "f"?  ASSISTANT: "f d".
+# Run from the repository root (python3's standard library writes the corpus):
+#   bash scripts/lookup-probe.sh MODEL OUT [steps] [batch] [lr]
+set -euo pipefail
+MODEL="${1:?model folder}"
+OUT="${2:?run folder}"
+STEPS="${3:-2500}"
+BATCH="${4:-8}"
+LR="${5:-1e-3}"
+FORMAT="${FORMAT:-spaced}"
+mkdir -p "$OUT"
+python3 - "$OUT/lookup.json" "$FORMAT" <<'PY'
+import json, random, sys
+adjacent = sys.argv[2] == "adjacent"
+rng = random.Random(13 if adjacent else 11)
+letters = "abcdefghijklmnopqrstuvwxyz"
+conversations = []
+for _ in range(20000):
+    keys = rng.sample(letters, 8)
+    values = [rng.choice(letters) for _ in keys]
+    if adjacent:
+        pairs = " ".join(f'"{k} {v}"' for k, v in zip(keys, values))
+        first = f"Remember: {pairs}. What goes with"
+        ask, answer = 'What goes with "{}"?', '"{} {}".'
+    else:
+        pairs = " ".join(f'"{k}" is "{v}".' for k, v in zip(keys, values))
+        first = f"Remember: {pairs} What is"
+        ask, answer = 'What is "{}"?', 'it is "{1}".'
+    asked = rng.sample(range(8), 4)
+    turns = []
+    for n, q in enumerate(asked):
+        question = ask.format(keys[q])
+        if n == 0:
+            question = first + question[question.index(" \""):]
+        turns += [{"from": "human", "value": question},
+                  {"from": "gpt", "value": answer.format(keys[q], values[q])}]
+    conversations.append({"id": None, "image": None, "conversations": turns})
+json.dump(conversations, open(sys.argv[1], "w"))
+PY
+bash "$(dirname "$0")/train-conversations.sh" "$MODEL" "$OUT/lookup.json" "$OUT" lookup "$STEPS" "$BATCH" "$LR"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Trains a model folder on one text-only conversation file (the probes' shared last step):
+# writes OUT/NAME.toml (strategy "instructions", one epoch) and runs `cargo xtask train` into
+# OUT/run, stopping after STEPS optimiser steps. BACKEND (default flex) picks the backend.
+#   bash scripts/train-conversations.sh MODEL CONVERSATIONS.json OUT NAME STEPS BATCH LR
+set -euo pipefail
+MODEL="$1" FILE="$2" OUT="$3" NAME="$4" STEPS="$5" BATCH="$6" LR="$7"
+cat > "$OUT/$NAME.toml" <<TOML
+[model]
+base = "$MODEL"
+[sampler]
+strategy = "instructions"
+[[mix.sources]]
+file = "$FILE"
+images = "$OUT"
+[training]
+epochs = 1
+main_epochs = 0
+batch_size = $BATCH
+learning_rate = $LR
+checkpoint_every = 100
+TOML
+cargo xtask train --backend "${BACKEND:-flex}" --config "$OUT/$NAME.toml" --out "$OUT/run" --stop-after "$STEPS"
