@@ -21,6 +21,8 @@ FORMAT="${FORMAT:-spaced}"
 mkdir -p "$OUT"
 python3 - "$OUT/lookup.json" "$FORMAT" <<'PY'
 import json, random, sys
+if sys.argv[2] not in ("spaced", "adjacent"):
+    sys.exit(f"FORMAT must be spaced or adjacent, not {sys.argv[2]!r}")
 adjacent = sys.argv[2] == "adjacent"
 rng = random.Random(13 if adjacent else 11)
 letters = "abcdefghijklmnopqrstuvwxyz"
@@ -29,21 +31,15 @@ for _ in range(20000):
     keys = rng.sample(letters, 8)
     values = [rng.choice(letters) for _ in keys]
     if adjacent:
-        pairs = " ".join(f'"{k} {v}"' for k, v in zip(keys, values))
-        first = f"Remember: {pairs}. What goes with"
-        ask, answer = 'What goes with "{}"?', '"{} {}".'
+        intro = "Remember: " + " ".join(f'"{k} {v}"' for k, v in zip(keys, values)) + ". "
+        ask, answer = 'What goes with "{k}"?', '"{k} {v}".'
     else:
-        pairs = " ".join(f'"{k}" is "{v}".' for k, v in zip(keys, values))
-        first = f"Remember: {pairs} What is"
-        ask, answer = 'What is "{}"?', 'it is "{1}".'
-    asked = rng.sample(range(8), 4)
+        intro = "Remember: " + " ".join(f'"{k}" is "{v}".' for k, v in zip(keys, values)) + " "
+        ask, answer = 'What is "{k}"?', 'it is "{v}".'
     turns = []
-    for n, q in enumerate(asked):
-        question = ask.format(keys[q])
-        if n == 0:
-            question = first + question[question.index(" \""):]
-        turns += [{"from": "human", "value": question},
-                  {"from": "gpt", "value": answer.format(keys[q], values[q])}]
+    for n, q in enumerate(rng.sample(range(8), 4)):
+        turns += [{"from": "human", "value": (intro if n == 0 else "") + ask.format(k=keys[q])},
+                  {"from": "gpt", "value": answer.format(k=keys[q], v=values[q])}]
     conversations.append({"id": None, "image": None, "conversations": turns})
 json.dump(conversations, open(sys.argv[1], "w"))
 PY
