@@ -6,22 +6,14 @@
 # A model whose loss on the file is above this floor does not look values up by their key.
 #
 # Usage: scripts/copy-floor.sh CONVERSATIONS.json TOKENIZER.model ANSWER PAIR_REGEX [N]
-#   ANSWER      the answer turn with {} for the value, e.g. 'it is "{}".'
+#   ANSWER      the answer turn with {} for the value, e.g. 'it is "{}".'; a {k} in it stands
+#               for the key the answer repeats (taken from each answer), e.g. '"{k}" is "{}".'
 #   PAIR_REGEX  a Python regex whose group 1 is a value in the first turn, e.g. '" is "([a-z]+)"'
 #   N           conversations read (default 2000)
 # Needs python3 with sentencepiece; builds <repo>/.analysis-venv with it when missing.
 set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,12p "$0"; exit 2; }
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PY=python3
-if ! "$PY" -c 'import sentencepiece' 2>/dev/null; then
-    VENV="$ROOT/.analysis-venv"
-    if [ ! -x "$VENV/bin/python" ]; then
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check sentencepiece
-    fi
-    PY="$VENV/bin/python"
-fi
+PY="$(bash "$(dirname "$0")/analysis-python.sh")"
 "$PY" - "$@" <<'EOF'
 import json, math, re, sys
 
@@ -36,8 +28,15 @@ for conversation in json.load(open(path))[:limit]:
     values = re.findall(pattern, turns[0]["value"])
     if not values:
         sys.exit(f"{path}: no value matches {pattern!r} in {turns[0]['value']!r}")
-    candidates = [tokenizer.encode(answer.format(v)) for v in values]
     for turn in turns[1::2]:
+        key = ""
+        if "{k}" in answer:
+            shape = re.escape(answer).replace(re.escape("{k}"), "(.+?)", 1)
+            found = re.fullmatch(shape.replace(re.escape("{}"), ".+?"), turn["value"])
+            if not found:
+                sys.exit(f"{path}: answer {turn['value']!r} does not match {answer!r}")
+            key = found.group(1)
+        candidates = [tokenizer.encode(answer.replace("{k}", key).replace("{}", v)) for v in values]
         ids = tokenizer.encode(turn["value"])
         tokens += len(ids) + 1  # and its </s>
         alive = list(range(len(candidates)))

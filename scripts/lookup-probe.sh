@@ -9,6 +9,9 @@
 # FORMAT=adjacent writes each pair as one quoted "k v" (the value two tokens after its key
 # instead of four) and answers with the pair: USER: Remember: "o z" "r q" ... What goes with
 # "f"?  ASSISTANT: "f d".
+# FORMAT=mirrored keeps the spaced pairs and answers with the whole pair, so the value sits as
+# far after the key in the answer as in the context, as a label does after its picture in an
+# LCL episode: ... What is "f"?  ASSISTANT: "f" is "d".
 # Run from the repository root (python3's standard library writes the corpus):
 #   bash scripts/lookup-probe.sh MODEL OUT [steps] [batch] [lr]
 set -euo pipefail
@@ -21,10 +24,11 @@ FORMAT="${FORMAT:-spaced}"
 mkdir -p "$OUT"
 python3 - "$OUT/lookup.json" "$FORMAT" <<'PY'
 import json, random, sys
-if sys.argv[2] not in ("spaced", "adjacent"):
-    sys.exit(f"FORMAT must be spaced or adjacent, not {sys.argv[2]!r}")
+seeds = {"spaced": 11, "adjacent": 13, "mirrored": 17}
+if sys.argv[2] not in seeds:
+    sys.exit(f"FORMAT must be one of {', '.join(seeds)}, not {sys.argv[2]!r}")
 adjacent = sys.argv[2] == "adjacent"
-rng = random.Random(13 if adjacent else 11)
+rng = random.Random(seeds[sys.argv[2]])
 letters = "abcdefghijklmnopqrstuvwxyz"
 conversations = []
 for _ in range(20000):
@@ -35,7 +39,8 @@ for _ in range(20000):
         ask, answer = 'What goes with "{k}"?', '"{k} {v}".'
     else:
         intro = "Remember: " + " ".join(f'"{k}" is "{v}".' for k, v in zip(keys, values)) + " "
-        ask, answer = 'What is "{k}"?', 'it is "{v}".'
+        ask = 'What is "{k}"?'
+        answer = '"{k}" is "{v}".' if sys.argv[2] == "mirrored" else 'it is "{v}".'
     turns = []
     for n, q in enumerate(rng.sample(range(8), 4)):
         turns += [{"from": "human", "value": (intro if n == 0 else "") + ask.format(k=keys[q])},
