@@ -23,6 +23,9 @@ path, model, answer, pattern = sys.argv[1:5]
 limit = int(sys.argv[5]) if len(sys.argv) > 5 else 2000
 tokenizer = sentencepiece.SentencePieceProcessor(model_file=model)
 nats, tokens = 0.0, 0
+# with {k}: the answer's shape, whose group 1 is the key it repeats
+key_shape = "{k}" in answer and re.compile(
+    re.escape(answer).replace(re.escape("{k}"), "(.+?)", 1).replace(re.escape("{}"), ".+?"))
 for conversation in json.load(open(path))[:limit]:
     turns = conversation["conversations"]
     values = re.findall(pattern, turns[0]["value"])
@@ -30,9 +33,8 @@ for conversation in json.load(open(path))[:limit]:
         sys.exit(f"{path}: no value matches {pattern!r} in {turns[0]['value']!r}")
     for turn in turns[1::2]:
         key = ""
-        if "{k}" in answer:
-            shape = re.escape(answer).replace(re.escape("{k}"), "(.+?)", 1)
-            found = re.fullmatch(shape.replace(re.escape("{}"), ".+?"), turn["value"])
+        if key_shape:
+            found = key_shape.fullmatch(turn["value"])
             if not found:
                 sys.exit(f"{path}: answer {turn['value']!r} does not match {answer!r}")
             key = found.group(1)

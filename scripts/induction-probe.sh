@@ -56,10 +56,11 @@ for conversation in json.load(open(path))[:2000]:
     answer = conversation["conversations"][1]["value"]
     words = answer.split('"')[1::2]
     shown = Counter(piece for w in words for piece in tokenizer.encode(w, out_type=str))
+    shown_total = sum(shown.values())
     pieces = tokenizer.encode(answer, out_type=str)
     tokens += len(pieces) + 1  # and its </s>
     floor += math.log(math.factorial(len(words)))
-    letters_known -= sum(math.log(shown[p] / sum(shown.values())) for p in pieces if p in shown)
+    letters_known -= sum(math.log(shown[p] / shown_total) for p in pieces if p in shown)
 print(f"{path}: letters known but not their order {letters_known / tokens:.3f}, "
       f"copying floor {floor / tokens:.3f} per supervised token")
 PY
