@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains a model folder on one text-only conversation file (the probes' shared last step):
-# writes OUT/NAME.toml (strategy "instructions", one epoch) and runs `cargo xtask train` into
-# OUT/run, stopping after STEPS optimiser steps. BACKEND (default flex) picks the backend.
+# writes OUT/NAME.toml (strategy "instructions") and runs `cargo xtask train` into
+# OUT/run, stopping after STEPS optimiser steps. BACKEND (default flex) picks the backend;
+# EPOCHS (default 1) passes over the file set the length of the cosine schedule.
 #   bash scripts/train-conversations.sh MODEL CONVERSATIONS.json OUT NAME STEPS BATCH LR
 set -euo pipefail
 MODEL="$1" FILE="$2" OUT="$3" NAME="$4" STEPS="$5" BATCH="$6" LR="$7"
@@ -14,7 +15,7 @@ strategy = "instructions"
 file = "$FILE"
 images = "$OUT"
 [training]
-epochs = 1
+epochs = ${EPOCHS:-1}
 main_epochs = 0
 batch_size = $BATCH
 learning_rate = $LR
