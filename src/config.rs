@@ -302,7 +302,8 @@ pub struct TrainingConfig {
     pub gradient_checkpointing: bool,
     /// Data-loader threads; 1 keeps batches in order (exact resume), more may reorder them.
     pub loader_workers: usize,
-    /// Which answers the loss supervises: `query` (the original) or `repeated-labels`.
+    /// Which answers the loss supervises: `query` (the original), `repeated-labels` or
+    /// `all-answers`.
     pub supervise: Supervision,
     /// LoRA on the LLaMA linear layers instead of full fine-tuning.
     pub lora: LoraConfig,

@@ -28,6 +28,12 @@ pub enum Supervision {
     /// per class gives about `2k` linking targets instead of one. Not in the original; the
     /// miniature uses it to learn linking in fewer steps.
     RepeatedLabels,
+    /// Every support answer and the query's. With real-named classes, a class's first shot
+    /// is answerable only by recognising its own picture among the episode's others: the
+    /// miniature's stage that teaches its decoder to read the latest picture of a multi-image
+    /// prompt before it learns to link. An invented label's first shot is a guess. Not in the
+    /// original.
+    AllAnswers,
 }
 
 /// One support shot: an image and the label shown with it.
@@ -115,8 +121,9 @@ impl Episode {
         for (i, segment) in segments.iter().enumerate() {
             let supervised_prompt = match self.support.get(i) {
                 Some(shot)
-                    if supervision == Supervision::RepeatedLabels
-                        && self.support[..i].iter().any(|s| s.label == shot.label) =>
+                    if supervision == Supervision::AllAnswers
+                        || (supervision == Supervision::RepeatedLabels
+                            && self.support[..i].iter().any(|s| s.label == shot.label)) =>
                 {
                     Some(render_support_prompt(i == 0, &image))
                 }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use lcl::config::{RunConfig, Strategy, read_questions};
+use lcl::episode::Supervision;
 use lcl::sampler::{NegativeLabel, ShotSchedule};
 
 fn shipped() -> Vec<std::path::PathBuf> {
@@ -87,6 +88,10 @@ fn unknown_and_ill_typed_fields_are_named() {
     let invented = RunConfig::parse("[sampler]\nnegative_label = \"invented\"\n").unwrap();
     assert_eq!(invented.sampler.negative_label, NegativeLabel::Invented);
     assert_eq!(invented.sampler.ways, 2, "2-way unless asked");
+    let every = RunConfig::parse("[training]\nsupervise = \"all-answers\"\n").unwrap();
+    assert_eq!(every.training.supervise, Supervision::AllAnswers);
+    let err = RunConfig::parse("[training]\nsupervise = \"all\"\n").unwrap_err();
+    assert!(format!("{err:#}").contains("all-answers"), "{err:#}");
     let eight = RunConfig::parse("[sampler]\nways = 8\n").unwrap();
     assert_eq!(eight.sampler.rules().ways, 8);
     let err = RunConfig::parse("[sampler]\nways = 1\n").unwrap_err();

@@ -74,7 +74,7 @@ fn training_episodes_match_the_slow_tokenizer_and_supervise_only_the_answer() {
 }
 
 #[test]
-fn repeated_label_supervision_adds_the_answers_of_shots_whose_label_was_shown_before() {
+fn supervision_adds_the_answers_of_repeated_labels_or_of_every_shot() {
     let tokenizer = tokenizer();
     let shot = |i: usize, label: &str| Shot {
         image: PathBuf::from(format!("shot{i}.png")),
@@ -125,6 +125,18 @@ fn repeated_label_supervision_adds_the_answers_of_shots_whose_label_was_shown_be
             "there is \"wug\" in the image.</s>",
         ]
     );
+    let (every, runs) = decode_supervised(Supervision::AllAnswers);
+    assert_eq!(every.ids, plain.ids, "supervision changes labels only");
+    let support_answers: Vec<String> = ["wug", "cat", "wug", "dax", "cat"]
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let end = if i == 0 { "</s>" } else { "" };
+            format!("there is \"{label}\" in the image. [END EXAMPLE]{end}")
+        })
+        .collect();
+    assert_eq!(runs[..5], support_answers[..]);
+    assert_eq!(runs[5..], ["there is \"wug\" in the image.</s>"]);
 }
 
 #[test]
