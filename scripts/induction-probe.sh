@@ -10,10 +10,10 @@
 # against the two levels (per supervised token, with the model's tokenizer) it prints first and
 # keeps in OUT/levels.txt: knowing which letter pieces were shown but not their order, and the
 # floor of perfect copying, where only each word's start is a guess among the words not said.
-# Run from the repository root (python3's standard library writes the corpus):
+# Run from the repository root (scripts/induction-corpus.sh writes the corpus):
 #   bash scripts/induction-probe.sh MODEL OUT [steps] [batch] [lr]
 # WORDS=MIN-MAX words per conversation (default 8-8), LETTERS=MIN-MAX letters per word
-# (default 3-8), SEED (default 23) of the 40,000 conversations.
+# (default 3-8), SEED (default 23) of the 40,000 conversations (passed to induction-corpus.sh).
 set -euo pipefail
 MODEL="${1:?model folder}"
 OUT="${2:?run folder}"
@@ -21,27 +21,7 @@ STEPS="${3:-5000}"
 BATCH="${4:-8}"
 LR="${5:-1e-3}"
 mkdir -p "$OUT"
-python3 - "$OUT/induction.json" "${WORDS:-8-8}" "${LETTERS:-3-8}" "${SEED:-23}" <<'PY'
-import json, random, sys
-path, words, letters, seed = sys.argv[1:]
-fewest, most = (int(n) for n in words.split("-"))
-shortest, longest = (int(n) for n in letters.split("-"))
-rng = random.Random(int(seed))
-alphabet = "abcdefghijklmnopqrstuvwxyz"
-def word():
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(shortest, longest)))
-conversations = []
-for _ in range(40000):
-    count = fewest if fewest == most else rng.randint(fewest, most)
-    shown = [word() for _ in range(count)]
-    said = shown[:]
-    rng.shuffle(said)
-    question = "Words: " + " ".join(f'"{w}"' for w in shown) + ". Say them in another order."
-    answer = " ".join(f'"{w}"' for w in said) + "."
-    conversations.append({"id": None, "image": None, "conversations": [
-        {"from": "human", "value": question}, {"from": "gpt", "value": answer}]})
-json.dump(conversations, open(path, "w"))
-PY
+bash "$(dirname "$0")/induction-corpus.sh" "$OUT/induction.json"
 PY="$(bash "$(dirname "$0")/analysis-python.sh")"
 "$PY" - "$OUT/induction.json" "$MODEL/tokenizer.model" <<'PY' | tee "$OUT/levels.txt"
 import json, math, sys

@@ -136,6 +136,17 @@ fn the_miniature_configs_parse() {
     assert_eq!(caption.sampler.strategy, Strategy::Instructions);
     let lcl = RunConfig::from_file(&dir.join("lcl-2way-weight.toml")).unwrap();
     assert_eq!(lcl.sampler.strategy, Strategy::TwoWayWeight);
+    let link = RunConfig::from_file(&dir.join("link-identical.toml")).unwrap();
+    assert_eq!(link.sampler.ways, 4);
+    assert_eq!(link.sampler.negative_label, NegativeLabel::Invented);
+    assert_eq!(link.training.supervise, Supervision::RepeatedLabels);
+    let recognition = RunConfig::from_file(&dir.join("recognition.toml")).unwrap();
+    assert_eq!(recognition.sampler.strategy, Strategy::Instructions);
+    assert_eq!(recognition.mix.sources.len(), 2);
+    let mix = RunConfig::from_file(&dir.join("link-mix.toml")).unwrap();
+    assert_eq!(mix.sampler.strategy, Strategy::Mix);
+    assert_eq!(mix.mix.sources, recognition.mix.sources);
+    assert_eq!(mix.sampler.negative_label, NegativeLabel::Invented);
     let clip = lcl_model::ClipConfig::from_file(&dir.join("clip.json")).unwrap();
     let llama = lcl_model::LlamaConfig::from_file(&dir.join("llama.json")).unwrap();
     assert_eq!(clip.vision_config.num_patches(), 16);
