@@ -11,7 +11,7 @@ set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,9p "$0"; exit 2; }
 MODEL="$1" CAPTIONS="$2" IMAGES="$3" OUT="$4" N="${5:-400}"
 [ -e "$OUT" ] && { echo "$OUT exists; remove it first" >&2; exit 1; }
-mkdir -p "$OUT"
+mkdir -p "$OUT/true" "$OUT/moved"
 python3 - "$CAPTIONS" "$OUT" "$N" <<'PY'
 import json, random, sys
 path, out, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -23,14 +23,15 @@ random.shuffle(captions)
 captions = captions[:count]
 moved = [dict(c, image=other["image"]) for c, other in zip(captions, captions[1:] + captions[:1])]
 same = sum(c["image"].split("/")[0] == m["image"].split("/")[0] for c, m in zip(captions, moved))
-json.dump(captions, open(f"{out}/true.json", "w"))
-json.dump(moved, open(f"{out}/moved.json", "w"))
+json.dump(captions, open(f"{out}/true/true.json", "w"))
+json.dump(moved, open(f"{out}/moved/moved.json", "w"))
 print(f"{count} captions; {same} of the moved pictures are still of the caption's class")
 PY
-[ -n "${TEXT:-}" ] && cp "$TEXT" "$OUT/text.json"
+if [ -n "${TEXT:-}" ]; then
+    mkdir -p "$OUT/text"
+    cp "$TEXT" "$OUT/text/text.json"
+fi
 for name in true moved ${TEXT:+text}; do
-    mkdir -p "$OUT/$name"
-    mv "$OUT/$name.json" "$OUT/$name/"
     IMAGES="$IMAGES" bash "$(dirname "$0")/train-conversations.sh" "$MODEL" "$OUT/$name/$name.json" \
         "$OUT/$name" "$name" $(( (N + 7) / 8 )) 8 1e-12 > "$OUT/$name/log" 2>&1 ||
         { tail -5 "$OUT/$name/log" >&2; exit 1; }
