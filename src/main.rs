@@ -176,6 +176,10 @@ struct ExportModelArgs {
     /// Where the CLIP folder goes (default: OUT/vision); models can share one.
     #[arg(long)]
     vision_out: Option<PathBuf>,
+    /// Deepen the decoder to this many layers: identity blocks (copies of the layer before,
+    /// output projections zero, as in LLaMA Pro) spread evenly, so outputs start unchanged.
+    #[arg(long)]
+    depth: Option<usize>,
 }
 
 fn export_model(args: ExportModelArgs) -> Result<()> {
@@ -186,6 +190,7 @@ fn export_model(args: ExportModelArgs) -> Result<()> {
         precision: args.dtype,
         out: args.out,
         vision_out: args.vision_out,
+        depth: args.depth,
     };
     lcl::train::export::export_model(&request, &default_device())?;
     eprintln!("{}: model written", request.out.display());

@@ -1,6 +1,7 @@
 //! The miniature pipeline end to end with the `lcl` program, every stage a handful of steps on
 //! a small generated world (as `scripts/miniature.sh` runs it at full size): world, CLIP,
-//! neighbours, fresh model, captioner, LCL fine-tune, f16 export, the default evaluation.
+//! neighbours, fresh model, captioner, LCL fine-tune, f16 export, a deepened decoder, the
+//! default evaluation.
 
 mod common;
 
@@ -111,6 +112,32 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
     #[rustfmt::skip]
     run(&["export-model", "--model", "runs/caption/model", "--weights", "runs/lcl/model.bpk",
         "--out", "ckpt/lcl", "--vision-out", "ckpt/clip"]);
+
+    // A deeper decoder grown from the captioner trains like any model folder.
+    #[rustfmt::skip]
+    run(&["export-model", "--model", "runs/caption/model", "--depth", "4", "--dtype", "f32",
+        "--out", "models/deep"]);
+    let deep = std::fs::read_to_string(dir.join("models/deep/config.json")).unwrap();
+    assert!(deep.contains("\"num_hidden_layers\": 4"), "{deep}");
+    #[rustfmt::skip]
+    run(&["train", "--config", "lcl.toml", "--model", "models/deep", "--out", "runs/deep"]);
+    let shrink = Command::new(env!("CARGO_BIN_EXE_lcl"))
+        .args([
+            "export-model",
+            "--model",
+            "runs/caption/model",
+            "--depth",
+            "1",
+        ])
+        .args(["--out", "models/shallow"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&shrink.stderr);
+    assert!(
+        !shrink.status.success() && stderr.contains("has 2 decoder layers"),
+        "{stderr}"
+    );
 
     let size = |path: &str| std::fs::metadata(dir.join(path)).unwrap().len() as f64;
     let ratio = size("ckpt/lcl/model.bpk") / size("runs/lcl/model.bpk");

@@ -131,6 +131,32 @@ fn episode_features_logits_and_greedy_ids_match_transformers() {
     }
 }
 
+#[test]
+fn a_decoder_grown_by_identity_blocks_gives_the_same_logits() {
+    let mut model = tiny_model("tiny-lcl", DType::F32);
+    let layers = model.llm.num_layers();
+    model.llm = model.llm.grown(2 * layers + 1);
+    assert_eq!(model.llm.num_layers(), 2 * layers + 1);
+    let (input, pixels, greedy) = episode("episode");
+    let features = model.encode_images(pixels);
+    let batch = TokenBatch::left_padded(std::slice::from_ref(&input), 0);
+    let logits = model
+        .forward_logits(&batch, Some(features.clone()))
+        .unwrap();
+    assert_close(
+        "grown decoder's episode logits",
+        &values(logits),
+        &reference("episode_logits").data,
+        f32_tolerance(),
+    );
+    let config = GenerationConfig {
+        max_new_tokens: greedy.len(),
+        ..GenerationConfig::default()
+    };
+    let generated = model.generate(&[input], Some(features), &config).unwrap();
+    assert_eq!(generated.tokens[0], greedy, "grown decoder's greedy ids");
+}
+
 /// Greedy decoding by recomputing the whole sequence at every step, without a cache.
 fn greedy_without_cache(
     model: &LclModel,

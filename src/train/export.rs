@@ -1,9 +1,10 @@
 //! `lcl export-model`: a self-contained model folder at another precision (the miniature's
-//! shipped checkpoints are f16: half the bytes; loading casts them back to the dtype asked).
+//! shipped checkpoints are f16: half the bytes; loading casts them back to the dtype asked),
+//! optionally with a deeper decoder grown from the trained one.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use lcl_model::checkpoint::BURNPACK;
@@ -30,6 +31,8 @@ pub struct ExportRequest {
     pub out: PathBuf,
     /// Where the CLIP folder goes (default: `out/vision`); several models can share one.
     pub vision_out: Option<PathBuf>,
+    /// Deepen the decoder to this many layers with identity blocks ([`lcl_model::Llama::grown`]).
+    pub depth: Option<usize>,
 }
 
 /// Writes `out/{config.json, model.bpk, tokenizer files}` and the whole CLIP model (both
@@ -38,7 +41,15 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
     let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
     let tokenizer = LclTokenizer::from_dir(&request.model)?;
     let dtype = request.precision.dtype();
-    let model = load_model_with_weights(
+    let mut llm = LlamaConfig::from_file(&request.model.join("config.json"))?;
+    if let Some(depth) = request.depth.filter(|&depth| depth < llm.num_hidden_layers) {
+        bail!(
+            "--depth {depth}: {} has {} decoder layers; a model can only be deepened",
+            request.model.display(),
+            llm.num_hidden_layers
+        );
+    }
+    let mut model = load_model_with_weights(
         &request.model,
         &vision_dir,
         &tokenizer,
@@ -46,6 +57,10 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
         request.precision,
         request.weights.as_deref(),
     )?;
+    if let Some(depth) = request.depth {
+        model.llm = model.llm.grown(depth);
+        llm.num_hidden_layers = depth;
+    }
     let out = &request.out;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let vision_out = request
@@ -64,7 +79,6 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
             copy(&source, &vision_out.join(name))?;
         }
     }
-    let mut llm = LlamaConfig::from_file(&request.model.join("config.json"))?;
     llm.mm_vision_tower = Some(relative_to(out, &vision_out)?);
     std::fs::write(out.join("config.json"), serde_json::to_vec_pretty(&llm)?)
         .with_context(|| format!("{}: cannot write config.json", out.display()))?;
