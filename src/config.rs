@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::episode::Supervision;
 use crate::neighbors::NeighborSettings;
-use crate::sampler::{EpisodeRules, NegativeLabel, ShotSchedule};
+use crate::sampler::{
+    EpisodeRules, NegativeLabel, ORIGINAL_LABEL_LETTERS, ShotSchedule, ShotSplit,
+};
 
 /// A whole run configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -113,6 +115,15 @@ pub struct SamplerConfig {
     /// negative from an unused tier, labelled like the first. Not in the original: with more
     /// ways, naming any support label is right only 1 / ways of the time, so only the link pays.
     pub ways: usize,
+    /// How support images are split between the classes: `even` (the schedule's counts, the
+    /// original) or `independent` (each image's class drawn uniformly; not in the original:
+    /// with `supervise = "repeated-labels"` it takes away the shortcut of counting which
+    /// class still owes shots, so only the link pays).
+    pub shot_split: ShotSplit,
+    /// Most letters of an invented label (uniform in 1..=N; the original: 10). Not in the
+    /// original: 1 makes every name a single letter, so a supervised label is all link and
+    /// no copying.
+    pub label_letters: usize,
 }
 
 impl Default for SamplerConfig {
@@ -128,6 +139,8 @@ impl Default for SamplerConfig {
             weight_scale: 2.0,
             negative_label: NegativeLabel::Real,
             ways: 2,
+            shot_split: ShotSplit::Even,
+            label_letters: ORIGINAL_LABEL_LETTERS,
         }
     }
 }
@@ -138,6 +151,8 @@ impl SamplerConfig {
         EpisodeRules {
             negative_label: self.negative_label,
             ways: self.ways,
+            shot_split: self.shot_split,
+            label_letters: self.label_letters,
         }
     }
 
@@ -413,6 +428,13 @@ impl RunConfig {
         }
         if s.ways < 2 {
             bail!("sampler.ways must be at least 2, not {}", s.ways);
+        }
+        if s.label_letters == 0 || (s.label_letters == 1 && s.ways > 26) {
+            bail!(
+                "sampler.label_letters = {} leaves too few distinct names for {} ways",
+                s.label_letters,
+                s.ways
+            );
         }
         s.fixed_schedule()
             .validate()

@@ -18,16 +18,24 @@ pub fn tier_weights(tiers: usize) -> Vec<f64> {
 
 /// An invented label: one random lowercase string of 1-10 letters.
 pub fn random_label(rng: &mut Rng) -> String {
-    let len = 1 + rng.below(10);
+    random_label_up_to(ORIGINAL_LABEL_LETTERS, rng)
+}
+
+/// Most letters of the original's invented labels.
+pub const ORIGINAL_LABEL_LETTERS: usize = 10;
+
+/// An invented label of 1..=`letters` random lower-case letters, each length equally likely.
+pub fn random_label_up_to(letters: usize, rng: &mut Rng) -> String {
+    let len = 1 + rng.below(letters);
     (0..len)
         .map(|_| (b'a' + rng.below(26) as u8) as char)
         .collect()
 }
 
 /// An invented label none of `taken` has.
-fn distinct_label(taken: &[&str], rng: &mut Rng) -> String {
+fn distinct_label(taken: &[&str], letters: usize, rng: &mut Rng) -> String {
     loop {
-        let label = random_label(rng);
+        let label = random_label_up_to(letters, rng);
         if !taken.contains(&label.as_str()) {
             return label;
         }
@@ -44,6 +52,20 @@ pub enum NegativeLabel {
     /// An invented name like the anchor's, so that no answer can come from knowing the
     /// class: every answer must follow the episode's own links.
     Invented,
+}
+
+/// How an episode's support images are split between its classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShotSplit {
+    /// As the schedule draws them: every class (nearly) the same count (the original).
+    #[default]
+    Even,
+    /// The schedule's total, each image's class drawn independently and uniformly (every
+    /// class keeps at least one). The labels shown so far then say nothing about the next
+    /// one's, so a supervised repeated label can only come from its picture, not from
+    /// counting which class still owes shots.
+    Independent,
 }
 
 /// How many support images of each class an episode gets.
@@ -192,6 +214,10 @@ pub struct EpisodeRules {
     /// Classes per episode: 2 (the original) or more, each further class another hard
     /// negative from a tier not yet used.
     pub ways: usize,
+    /// How the support images are split between the classes.
+    pub shot_split: ShotSplit,
+    /// Most letters of an invented label (the original: 10).
+    pub label_letters: usize,
 }
 
 impl Default for EpisodeRules {
@@ -207,6 +233,8 @@ impl EpisodeRules {
         Self {
             negative_label,
             ways: 2,
+            shot_split: ShotSplit::Even,
+            label_letters: ORIGINAL_LABEL_LETTERS,
         }
     }
 }
@@ -242,14 +270,6 @@ pub fn sample_episode(
     rng: &mut Rng,
 ) -> Result<TrainEpisode> {
     let entry = &classes[anchor];
-    if entry.samples.len() <= shots.anchor {
-        bail!(
-            "class {} has {} samples, fewer than {} shots + 1 query",
-            entry.class_id,
-            entry.samples.len(),
-            shots.anchor
-        );
-    }
     if rules.ways < 2 || entry.neighbors.len() < rules.ways - 1 {
         bail!(
             "class {} has {} neighbours; a {}-way episode needs {} (and ways >= 2)",
@@ -259,22 +279,44 @@ pub fn sample_episode(
             rules.ways.saturating_sub(1)
         );
     }
+    let counts = match rules.shot_split {
+        ShotSplit::Even => None,
+        ShotSplit::Independent => Some(independent_counts(
+            shots.anchor + (rules.ways - 1) * shots.negative,
+            rules.ways,
+            rng,
+        )),
+    };
+    let count = |class: usize| match &counts {
+        Some(counts) => counts[class],
+        None if class == 0 => shots.anchor,
+        None => shots.negative,
+    };
+    if entry.samples.len() <= count(0) {
+        bail!(
+            "class {} has {} samples, fewer than {} shots + 1 query",
+            entry.class_id,
+            entry.samples.len(),
+            count(0)
+        );
+    }
     let mut weights = tier_weights(entry.neighbors.len());
     let mut tier = rng.weighted(&weights);
-    let anchor_label = random_label(rng);
-    let mut label = negative_name(entry, tier, rules.negative_label, &[&anchor_label], rng);
-    let anchor_images = draw_distinct(&entry.samples, shots.anchor + 1, rng);
+    let anchor_label = random_label_up_to(rules.label_letters, rng);
+    let mut label = negative_name(entry, tier, rules, &[&anchor_label], rng);
+    let anchor_images = draw_distinct(&entry.samples, count(0) + 1, rng);
     let mut members = vec![EpisodeClass {
         label: anchor_label,
-        shots: shots.anchor,
+        shots: count(0),
         images: anchor_images,
     }];
     loop {
         weights[tier] = 0.0;
-        let images = negative_images(classes, entry, tier, shots.negative, rng)?;
+        let shots = count(members.len());
+        let images = negative_images(classes, entry, tier, shots, rng)?;
         members.push(EpisodeClass {
             label,
-            shots: shots.negative.min(images.len()),
+            shots: shots.min(images.len()),
             images,
         });
         if members.len() == rules.ways {
@@ -282,7 +324,7 @@ pub fn sample_episode(
         }
         tier = rng.weighted(&weights);
         let taken: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
-        label = negative_name(entry, tier, rules.negative_label, &taken, rng);
+        label = negative_name(entry, tier, rules, &taken, rng);
     }
 
     let mut support: Vec<(String, String)> = members
@@ -314,18 +356,32 @@ pub fn sample_episode(
     })
 }
 
+/// Support images per class for [`ShotSplit::Independent`]: each of `total` images goes to
+/// one of `ways` classes uniformly, drawn again until every class has one (`total >= ways`).
+fn independent_counts(total: usize, ways: usize, rng: &mut Rng) -> Vec<usize> {
+    loop {
+        let mut counts = vec![0; ways];
+        for _ in 0..total {
+            counts[rng.below(ways)] += 1;
+        }
+        if counts.iter().all(|&count| count > 0) {
+            return counts;
+        }
+    }
+}
+
 /// The label of the neighbour at `tier` of `entry`: its real name lower-cased, or an invented
 /// name none of `taken` has.
 fn negative_name(
     entry: &ClassEntry,
     tier: usize,
-    negative_label: NegativeLabel,
+    rules: EpisodeRules,
     taken: &[&str],
     rng: &mut Rng,
 ) -> String {
-    match negative_label {
+    match rules.negative_label {
         NegativeLabel::Real => entry.neighbors[tier].name().to_lowercase(),
-        NegativeLabel::Invented => distinct_label(taken, rng),
+        NegativeLabel::Invented => distinct_label(taken, rules.label_letters, rng),
     }
 }
 
@@ -602,6 +658,7 @@ mod tests {
         let rules = EpisodeRules {
             negative_label: NegativeLabel::Invented,
             ways: 5,
+            ..EpisodeRules::two_way(NegativeLabel::Invented)
         };
         let mut rng = Rng::new(3);
         let mut from_anchor = 0;
@@ -631,12 +688,80 @@ mod tests {
         // p = 1/5 over 1000 draws: within 4 standard deviations (50.6).
         assert!((from_anchor as f64 - 200.0).abs() < 51.0, "{from_anchor}");
         let too_few = EpisodeRules {
-            negative_label: NegativeLabel::Real,
             ways: 38,
+            ..EpisodeRules::default()
         };
         let error = sample_episode(&classes, 5, Shots::per_class(1), too_few, &mut rng)
             .unwrap_err()
             .to_string();
         assert!(error.contains("36 neighbours"), "{error}");
+    }
+
+    #[test]
+    fn independent_split_leaves_nothing_to_count() {
+        let classes = classes();
+        let rules = EpisodeRules {
+            shot_split: ShotSplit::Independent,
+            ..EpisodeRules::two_way(NegativeLabel::Invented)
+        };
+        let mut rng = Rng::new(5);
+        let (mut owed, mut last_is_first_name) = (0, 0);
+        let mut anchor_counts = std::collections::BTreeSet::new();
+        for _ in 0..2_000 {
+            let episode =
+                sample_episode(&classes, 5, Shots::per_class(3), rules, &mut rng).unwrap();
+            assert_eq!(episode.support.len(), 6);
+            let first = &episode.support[0].1;
+            let firsts = episode.support.iter().filter(|(_, l)| l == first).count();
+            assert!((1..6).contains(&firsts), "both classes shown");
+            for (image, label) in &episode.support {
+                assert_ne!(*image, episode.query_image);
+                let same_class = image.split('/').next() == episode.query_image.split('/').next();
+                assert_eq!(same_class, *label == episode.query_label, "{image} {label}");
+            }
+            anchor_counts.insert(firsts);
+            // With an even 3 + 3 split, three of the first name among the first five shots
+            // would make the sixth the other name every time.
+            let early = episode.support[..5]
+                .iter()
+                .filter(|(_, l)| l == first)
+                .count();
+            if early == 3 {
+                owed += 1;
+                last_is_first_name += usize::from(&episode.support[5].1 == first);
+            }
+        }
+        assert_eq!(
+            anchor_counts.len(),
+            5,
+            "every split of 6 occurs: {anchor_counts:?}"
+        );
+        let share = last_is_first_name as f64 / owed as f64;
+        assert!(
+            owed > 300 && (0.4..0.6).contains(&share),
+            "{last_is_first_name} of {owed}"
+        );
+    }
+
+    #[test]
+    fn one_letter_names_stay_distinct() {
+        let classes = classes();
+        let rules = EpisodeRules {
+            label_letters: 1,
+            ways: 4,
+            ..EpisodeRules::two_way(NegativeLabel::Invented)
+        };
+        let mut rng = Rng::new(11);
+        for _ in 0..500 {
+            let episode =
+                sample_episode(&classes, 7, Shots::per_class(2), rules, &mut rng).unwrap();
+            let names: std::collections::BTreeSet<_> = episode
+                .support
+                .iter()
+                .map(|(_, label)| label.clone())
+                .collect();
+            assert_eq!(names.len(), 4, "{names:?}");
+            assert!(names.iter().all(|name| name.len() == 1), "{names:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use lcl::config::{RunConfig, Strategy, read_questions};
 use lcl::episode::Supervision;
-use lcl::sampler::{NegativeLabel, ShotSchedule};
+use lcl::sampler::{NegativeLabel, ShotSchedule, ShotSplit};
 
 fn shipped() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -96,6 +96,19 @@ fn unknown_and_ill_typed_fields_are_named() {
     assert_eq!(eight.sampler.rules().ways, 8);
     let err = RunConfig::parse("[sampler]\nways = 1\n").unwrap_err();
     assert!(format!("{err:#}").contains("sampler.ways"), "{err:#}");
+    let split = RunConfig::parse("[sampler]\nshot_split = \"independent\"\nlabel_letters = 1\n");
+    let rules = split.unwrap().sampler.rules();
+    assert_eq!(
+        (rules.shot_split, rules.label_letters),
+        (ShotSplit::Independent, 1)
+    );
+    assert_eq!(
+        invented.sampler.rules().shot_split,
+        ShotSplit::Even,
+        "even unless asked"
+    );
+    let err = RunConfig::parse("[sampler]\nlabel_letters = 0\n").unwrap_err();
+    assert!(format!("{err:#}").contains("label_letters"), "{err:#}");
     let err = RunConfig::parse("[evaluation]\nshots = [0, 3]\n").unwrap_err();
     assert!(format!("{err:#}").contains("3 is odd"), "{err:#}");
     let dir = scratch("configs");

@@ -73,9 +73,11 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
         .with_context(|| format!("{}: not a whole CLIP model", vision_dir.display()))?;
     clip.save_burnpack(&vision_out.join(BURNPACK))
         .map_err(|err| anyhow::anyhow!("{}: {err}", vision_out.display()))?;
+    // Exporting into the CLIP folder the model already uses keeps its files as they are.
+    let same_folder = std::fs::canonicalize(&vision_dir)? == std::fs::canonicalize(&vision_out)?;
     for name in ["config.json", "tokenizer.json"] {
         let source = vision_dir.join(name);
-        if source.is_file() {
+        if source.is_file() && !same_folder {
             copy(&source, &vision_out.join(name))?;
         }
     }
