@@ -160,6 +160,12 @@ fn the_miniature_configs_parse() {
     assert_eq!(mix.sampler.strategy, Strategy::Mix);
     assert_eq!(mix.mix.sources, recognition.mix.sources);
     assert_eq!(mix.sampler.negative_label, NegativeLabel::Invented);
+    let letters = RunConfig::from_file(&dir.join("link-letters.toml")).unwrap();
+    let rules = letters.sampler.rules();
+    assert_eq!(
+        (rules.shot_split, rules.label_letters),
+        (ShotSplit::Independent, 1)
+    );
     let clip = lcl_model::ClipConfig::from_file(&dir.join("clip.json")).unwrap();
     let llama = lcl_model::LlamaConfig::from_file(&dir.join("llama.json")).unwrap();
     assert_eq!(clip.vision_config.num_patches(), 16);
