@@ -69,16 +69,17 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
         .unwrap_or_else(|| out.join("vision"));
     std::fs::create_dir_all(&vision_out)
         .with_context(|| format!("{}: cannot create", vision_out.display()))?;
-    let clip = ClipModel::from_pretrained(&vision_dir, device, dtype)
-        .with_context(|| format!("{}: not a whole CLIP model", vision_dir.display()))?;
-    clip.save_burnpack(&vision_out.join(BURNPACK))
-        .map_err(|err| anyhow::anyhow!("{}: {err}", vision_out.display()))?;
-    // Exporting into the CLIP folder the model already uses keeps its files as they are.
-    let same_folder = std::fs::canonicalize(&vision_dir)? == std::fs::canonicalize(&vision_out)?;
-    for name in ["config.json", "tokenizer.json"] {
-        let source = vision_dir.join(name);
-        if source.is_file() && !same_folder {
-            copy(&source, &vision_out.join(name))?;
+    // Exporting into the CLIP folder the model already uses leaves that folder as it is.
+    if std::fs::canonicalize(&vision_dir)? != std::fs::canonicalize(&vision_out)? {
+        let clip = ClipModel::from_pretrained(&vision_dir, device, dtype)
+            .with_context(|| format!("{}: not a whole CLIP model", vision_dir.display()))?;
+        clip.save_burnpack(&vision_out.join(BURNPACK))
+            .map_err(|err| anyhow::anyhow!("{}: {err}", vision_out.display()))?;
+        for name in ["config.json", "tokenizer.json"] {
+            let source = vision_dir.join(name);
+            if source.is_file() {
+                copy(&source, &vision_out.join(name))?;
+            }
         }
     }
     llm.mm_vision_tower = Some(relative_to(out, &vision_out)?);
