@@ -421,7 +421,8 @@ impl RunConfig {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the values (after command-line overrides too).
+    pub fn validate(&self) -> Result<()> {
         let s = &self.sampler;
         if s.episodes_per_class == 0 {
             bail!("sampler.episodes_per_class must be at least 1");

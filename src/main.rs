@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lcl::backend::{backend_name, default_device};
 use lcl::config::{RunConfig, read_questions};
@@ -386,6 +386,12 @@ struct TrainArgs {
     /// Per-class file (overrides [data] class_file).
     #[arg(long)]
     class_file: Option<PathBuf>,
+    /// Longest invented name, in letters (overrides [sampler] label_letters).
+    #[arg(long)]
+    label_letters: Option<usize>,
+    /// Passes over the episodes (overrides [training] epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Stop after this many optimiser steps in all, as an interruption (resume later).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -418,6 +424,15 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(class_file) = args.class_file {
         config.data.class_file = class_file;
     }
+    if let Some(letters) = args.label_letters {
+        config.sampler.label_letters = letters;
+    }
+    if let Some(epochs) = args.epochs {
+        config.training.epochs = epochs;
+    }
+    config
+        .validate()
+        .with_context(|| format!("{}: invalid with the overrides", args.config.display()))?;
     let request = lcl::train::TrainRequest {
         config,
         out: args.out,

@@ -149,6 +149,11 @@ fn the_miniature_configs_parse() {
     assert_eq!(caption.sampler.strategy, Strategy::Instructions);
     let lcl = RunConfig::from_file(&dir.join("lcl-2way-weight.toml")).unwrap();
     assert_eq!(lcl.sampler.strategy, Strategy::TwoWayWeight);
+    assert_eq!(lcl.sampler.negative_label, NegativeLabel::Invented);
+    assert_eq!(
+        (lcl.sampler.shot_split, lcl.sampler.label_letters),
+        (ShotSplit::Independent, 12)
+    );
     let link = RunConfig::from_file(&dir.join("link-identical.toml")).unwrap();
     assert_eq!(link.sampler.ways, 4);
     assert_eq!(link.sampler.negative_label, NegativeLabel::Invented);

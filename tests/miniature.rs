@@ -1,7 +1,7 @@
 //! The miniature pipeline end to end with the `lcl` program, every stage a handful of steps on
 //! a small generated world (as `scripts/miniature.sh` runs it at full size): world, CLIP,
-//! neighbours, fresh model, captioner, LCL fine-tune, f16 export, a deepened decoder, the
-//! default evaluation.
+//! neighbours, fresh model, captioner, its decoder grown deeper and LCL fine-tuned, f16 export,
+//! the default evaluation.
 
 mod common;
 
@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use lcl::eval::default::{MODELS, VISION_ONLY};
 
 fn lcl(dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_lcl"))
@@ -105,22 +106,37 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
         "runs/caption",
     ]);
     #[rustfmt::skip]
-    run(&["train", "--config", "lcl.toml", "--model", "runs/caption/model", "--out", "runs/lcl"]);
-    #[rustfmt::skip]
     run(&["export-model", "--model", "runs/caption/model", "--out", "ckpt/vanilla",
         "--vision-out", "ckpt/clip"]);
-    #[rustfmt::skip]
-    run(&["export-model", "--model", "runs/caption/model", "--weights", "runs/lcl/model.bpk",
-        "--out", "ckpt/lcl", "--vision-out", "ckpt/clip"]);
 
-    // A deeper decoder grown from the captioner trains like any model folder.
+    // The LCL model: the captioner's decoder grown deeper, then LCL episodes with the
+    // sampler's names and the epochs set on the command line (as the names stages do).
     #[rustfmt::skip]
     run(&["export-model", "--model", "runs/caption/model", "--depth", "4", "--dtype", "f32",
         "--out", "models/deep"]);
     let deep = std::fs::read_to_string(dir.join("models/deep/config.json")).unwrap();
     assert!(deep.contains("\"num_hidden_layers\": 4"), "{deep}");
     #[rustfmt::skip]
-    run(&["train", "--config", "lcl.toml", "--model", "models/deep", "--out", "runs/deep"]);
+    run(&["train", "--config", "lcl.toml", "--model", "models/deep", "--label-letters", "3",
+        "--epochs", "1", "--out", "runs/deep"]);
+    let used = std::fs::read_to_string(dir.join("runs/deep/config.toml")).unwrap();
+    assert!(
+        used.contains("label_letters = 3") && used.contains("epochs = 1"),
+        "{used}"
+    );
+    let invalid = Command::new(env!("CARGO_BIN_EXE_lcl"))
+        .args(["train", "--config", "lcl.toml", "--label-letters", "0"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        !invalid.status.success() && stderr.contains("label_letters = 0"),
+        "{stderr}"
+    );
+    #[rustfmt::skip]
+    run(&["export-model", "--model", "models/deep", "--weights", "runs/deep/model.bpk",
+        "--out", "ckpt/lcl", "--vision-out", "ckpt/clip"]);
     let shrink = Command::new(env!("CARGO_BIN_EXE_lcl"))
         .args([
             "export-model",
@@ -145,7 +161,7 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
         "--vision-out", "ckpt/clip"]);
 
     let size = |path: &str| std::fs::metadata(dir.join(path)).unwrap().len() as f64;
-    let ratio = size("ckpt/lcl/model.bpk") / size("runs/lcl/model.bpk");
+    let ratio = size("ckpt/lcl/model.bpk") / size("runs/deep/model.bpk");
     assert!((0.45..0.6).contains(&ratio), "f16 export is {ratio} of f32");
     let config = std::fs::read_to_string(dir.join("ckpt/lcl/config.json")).unwrap();
     assert!(
@@ -156,20 +172,14 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
     #[rustfmt::skip]
     let table = run(&["eval", "--checkpoints", "ckpt", "--data", "world", "--out", "runs/eval",
         "--limit", "2"]);
-    for row in [
-        "| vanilla | ISEKAI-10 |",
-        "| vanilla | ISEKAI-pair |",
-        "| vanilla | held-out species |",
-        "| LCL [2-way-weight] | ISEKAI-10 |",
-        "| LCL [2-way-weight] | ISEKAI-pair |",
-        "| LCL [2-way-weight] | held-out species |",
-        "| vision only (prototype) | ISEKAI-10 |",
-        "| vision only (prototype) | ISEKAI-pair |",
-        "| vision only (prototype) | held-out species |",
-        "| model | 0% false | 50% false | 100% false |",
-    ] {
-        assert!(table.contains(row), "{row} missing from\n{table}");
+    let models = [MODELS[0].1, MODELS[1].1, VISION_ONLY];
+    for model in models {
+        for suite in ["ISEKAI-10", "ISEKAI-pair", "held-out species"] {
+            let row = format!("| {model} | {suite} |");
+            assert!(table.contains(&row), "{row} missing from\n{table}");
+        }
     }
+    assert!(table.contains("| model | 0% false | 50% false | 100% false |"));
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("runs/eval/results.json")).unwrap())
             .unwrap();

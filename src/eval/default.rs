@@ -225,7 +225,7 @@ pub fn sub_request(
         position_shots: 16,
         out: request.out.join(model_name).join(run),
         batch_size: request.batch_size,
-        max_new_tokens: 16,
+        max_new_tokens: 20,
         seed: 42,
         precision: request.precision,
         cached_images: 1024,
