@@ -6,20 +6,33 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::*;
 use lcl::eval::default::{MODELS, VISION_ONLY};
 
-fn lcl(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_lcl"))
+/// Runs the `lcl` program in `dir`.
+fn run_lcl(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcl"))
         .args(args)
         .current_dir(dir)
         .output()
-        .expect("lcl runs");
+        .expect("lcl runs")
+}
+
+/// Runs `lcl` expecting success; returns its standard output.
+fn lcl(dir: &Path, args: &[&str]) -> String {
+    let output = run_lcl(dir, args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "lcl {args:?} failed:\n{stderr}");
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `lcl` expecting it to fail; returns its error output.
+fn lcl_error(dir: &Path, args: &[&str]) -> String {
+    let output = run_lcl(dir, args);
+    assert!(!output.status.success(), "lcl {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 const CLIP: &str = r#"{
@@ -124,36 +137,18 @@ fn every_stage_of_the_miniature_runs_and_the_default_evaluation_reports_both_mod
         used.contains("label_letters = 3") && used.contains("epochs = 1"),
         "{used}"
     );
-    let invalid = Command::new(env!("CARGO_BIN_EXE_lcl"))
-        .args(["train", "--config", "lcl.toml", "--label-letters", "0"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&invalid.stderr);
-    assert!(
-        !invalid.status.success() && stderr.contains("label_letters = 0"),
-        "{stderr}"
+    let invalid = lcl_error(
+        &dir,
+        &["train", "--config", "lcl.toml", "--label-letters", "0"],
     );
+    assert!(invalid.contains("label_letters = 0"), "{invalid}");
     #[rustfmt::skip]
     run(&["export-model", "--model", "models/deep", "--weights", "runs/deep/model.bpk",
         "--out", "ckpt/lcl", "--vision-out", "ckpt/clip"]);
-    let shrink = Command::new(env!("CARGO_BIN_EXE_lcl"))
-        .args([
-            "export-model",
-            "--model",
-            "runs/caption/model",
-            "--depth",
-            "1",
-        ])
-        .args(["--out", "models/shallow"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&shrink.stderr);
-    assert!(
-        !shrink.status.success() && stderr.contains("has 2 decoder layers"),
-        "{stderr}"
-    );
+    #[rustfmt::skip]
+    let shrink = lcl_error(&dir, &["export-model", "--model", "runs/caption/model", "--depth", "1",
+        "--out", "models/shallow"]);
+    assert!(shrink.contains("has 2 decoder layers"), "{shrink}");
     // Into the CLIP folder the model already uses: its files stay whole (the evaluation
     // below reads them).
     #[rustfmt::skip]
