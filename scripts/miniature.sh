@@ -5,9 +5,9 @@
 # induction weights (checkpoints/mini/induction; how they were grown is in
 # docs/miniature-log.md): the recognition stage, the decoder grown to six layers, LCL
 # interleaved with captions, LCL with one-letter names, names of growing length, then
-# [2-way-weight] (configs/mini/lcl-2way-weight.toml); the f16
-# export of both models into checkpoints/mini (what the repository ships) and the default
-# evaluation of them. Run from the repository root:
+# [2-way-weight] (configs/mini/lcl-2way-weight.toml); the f16 export of both models into
+# checkpoints/mini (what the repository ships) and the default evaluation of them. Run from
+# the repository root:
 #   bash scripts/miniature.sh            (BACKEND=flex by default; STAGES to run a subset)
 set -euo pipefail
 BACKEND="${BACKEND:-flex}"
