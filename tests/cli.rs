@@ -135,3 +135,24 @@ fn support_shots_need_image_and_label() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected IMG=LABEL"));
 }
+
+#[test]
+fn a_model_folder_that_does_not_exist_is_named_as_such() {
+    let output = lcl(&[
+        "infer",
+        "--model",
+        "no-such-model",
+        "--vision",
+        "tiny-clip",
+        "--support",
+        "images/a.png=x",
+        "--query",
+        "images/c.png",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no-such-model: no such model folder") && !stderr.contains("tokenizer"),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,30 @@ fn clip_tokenizer_matches_the_fast_tokenizer_with_truncation() {
     }
 }
 
+/// Many CLIP folders hold `vocab.json` + `merges.txt` and no `tokenizer.json`: the tokenizer
+/// built from them gives the same ids (the fixture script asserts transformers does too).
+#[test]
+fn clip_tokenizer_from_vocab_and_merges_alone_gives_the_same_ids() {
+    let dir = scratch("clip-vocab-merges");
+    for file in ["vocab.json", "merges.txt"] {
+        std::fs::copy(fixture(&format!("tiny-clip-text/{file}")), dir.join(file)).unwrap();
+    }
+    let tokenizer = ClipTokenizer::from_dir(&dir, MAX_LEN).unwrap();
+    for case in json("ref/clip_text.json").as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        assert_eq!(
+            tokenizer.encode(name).unwrap(),
+            ids(&case["ids"]),
+            "{name:?}"
+        );
+    }
+    std::fs::remove_file(dir.join("merges.txt")).unwrap();
+    let err = ClipTokenizer::from_dir(&dir, MAX_LEN)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vocab.json with merges.txt"), "{err}");
+}
+
 #[test]
 fn text_features_match_transformers_one_by_one_and_batched() {
     let model = model();

@@ -131,6 +131,48 @@ fn episode_features_logits_and_greedy_ids_match_transformers() {
     }
 }
 
+/// An episode of JPEG files (4:2:0, progressive, YCCK, grey, restart markers) decoded and
+/// preprocessed here, not by Python: pixels, logits and greedy answer as transformers gives
+/// them from Pillow's decoding.
+#[test]
+fn an_episode_of_jpeg_files_decoded_here_matches_transformers() {
+    let model = tiny_model("tiny-lcl", DType::F32);
+    let meta = json("ref/episode_jpeg.json");
+    let files: Vec<_> = meta["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| fixture(f.as_str().unwrap()))
+        .collect();
+    assert!(files.iter().all(|f| f.extension().unwrap() == "jpg"));
+    let pixels = lcl::image::pixel_batch(&files, 56, &device()).unwrap();
+    assert_close(
+        "JPEG episode pixel values",
+        &values(pixels.clone()),
+        &reference("episode_jpeg_pixel_values").data,
+        1e-6,
+    );
+    let input = ids(&meta["input_ids"]);
+    let features = model.encode_images(pixels);
+    let batch = TokenBatch::left_padded(std::slice::from_ref(&input), 0);
+    let logits = model
+        .forward_logits(&batch, Some(features.clone()))
+        .unwrap();
+    assert_close(
+        "JPEG episode logits",
+        &values(logits),
+        &reference("episode_jpeg_logits").data,
+        f32_tolerance(),
+    );
+    let greedy = ids(&meta["greedy_ids"]);
+    let config = GenerationConfig {
+        max_new_tokens: greedy.len(),
+        ..GenerationConfig::default()
+    };
+    let generated = model.generate(&[input], Some(features), &config).unwrap();
+    assert_eq!(generated.tokens[0], greedy, "JPEG episode greedy ids");
+}
+
 #[test]
 fn a_decoder_grown_by_identity_blocks_gives_the_same_logits() {
     let mut model = tiny_model("tiny-lcl", DType::F32);

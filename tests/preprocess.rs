@@ -1,9 +1,9 @@
 //! Image loading and preprocessing against Pillow 9.4 + transformers 4.29's
 //! `CLIPImageProcessor` (goldens from `tests/fixtures/gen_fixtures.py`).
 //!
-//! Tolerances: PNG decoding and the whole bicubic resize are exact (Pillow's fixed-point
-//! algorithm is reproduced bit for bit); JPEG decoding may differ from libjpeg-turbo by a
-//! few levels (different IDCT and chroma upsampling); normalised values within 1e-6.
+//! Tolerances: decoding is exact for every format (JPEG through libjpeg-turbo itself, as
+//! Pillow decodes it), and so is the whole bicubic resize (Pillow's fixed-point algorithm
+//! reproduced bit for bit); normalised values within 1e-6.
 
 mod common;
 
@@ -25,12 +25,6 @@ fn max_level_diff(actual: &[u8], expected: &[f32]) -> f32 {
     max_abs_diff(&actual, expected)
 }
 
-/// Largest level difference allowed for a decoder: exact for PNG and lossless WebP, small
-/// for JPEG.
-fn decode_tolerance(file: &str) -> f32 {
-    if file.ends_with(".jpg") { 8.0 } else { 0.0 }
-}
-
 #[test]
 fn images_open_like_pil_convert_rgb() {
     for (name, file) in IMAGES {
@@ -42,10 +36,41 @@ fn images_open_like_pil_convert_rgb() {
             "{file}"
         );
         let diff = max_level_diff(rgb.as_raw(), &expected.data);
-        assert!(
-            diff <= decode_tolerance(file),
-            "{file}: decoded pixels differ by {diff}"
+        assert_eq!(diff, 0.0, "{file}: decoded pixels differ by {diff}");
+    }
+}
+
+/// Every coding of `images/jpeg/` (gen_jpeg_fixtures.py): the pixels Pillow gives, or the
+/// refusal Pillow gives.
+#[test]
+fn jpeg_files_of_every_coding_decode_exactly_as_pillow() {
+    let cases = json("ref/jpeg_cases.json");
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 18, "{} cases", cases.len());
+    for case in cases {
+        let file = case["file"].as_str().unwrap();
+        let coding = case["coding"].as_str().unwrap();
+        let decoded = open_rgb(&fixture(file));
+        let Some(expected) = case["decoded"].as_str() else {
+            let err = format!("{:#}", decoded.expect_err(file));
+            assert!(err.contains("truncated"), "{file} ({coding}): {err}");
+            continue;
+        };
+        let rgb = decoded.unwrap_or_else(|err| panic!("{file} ({coding}): {err:#}"));
+        let expected = reference(expected.trim_end_matches(".npy"));
+        assert_eq!(
+            expected.shape,
+            vec![rgb.height() as usize, rgb.width() as usize, 3],
+            "{file} ({coding})"
         );
+        let expected: Vec<u8> = expected.data.iter().map(|&v| v as u8).collect();
+        let differing = rgb
+            .as_raw()
+            .iter()
+            .zip(&expected)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differing, 0, "{file} ({coding}): {differing} values differ");
     }
 }
 
@@ -91,19 +116,10 @@ fn episode_pixel_values_match_at_the_tiny_tower_size() {
     for image in meta["images"].as_array().unwrap() {
         values.extend(preprocess_file(&fixture(image.as_str().unwrap()), 56).unwrap());
     }
-    // b.jpg goes through a JPEG decoder: allow its few levels of difference (/255/std).
     assert_close(
         "episode pixel values",
         &values,
         &reference("episode_pixel_values").data,
-        0.15,
-    );
-    let png_only: Vec<f32> = preprocess_file(&fixture("images/c.png"), 56).unwrap();
-    let expected = reference("episode_pixel_values").data;
-    assert_close(
-        "c.png pixel values",
-        &png_only,
-        &expected[2 * 3 * 56 * 56..],
         1e-6,
     );
 }

@@ -63,6 +63,17 @@ impl LclTokenizer {
     /// Loads the tokenizer of a model folder: `tokenizer.model` (preferred: the original's)
     /// or `tokenizer.json`, plus `added_tokens.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!(
+                "{}: {}",
+                dir.display(),
+                if dir.exists() {
+                    "not a folder (a model is a folder: config.json, weights, tokenizer)"
+                } else {
+                    "no such model folder"
+                }
+            );
+        }
         let model = dir.join("tokenizer.model");
         let json = dir.join("tokenizer.json");
         if model.is_file() {

@@ -1,12 +1,16 @@
-//! Image preprocessing of the original: open as PIL's `convert('RGB')` does, pad to a white
+//! Image preprocessing of the original: open as PIL's `convert('RGB')` does (JPEG through
+//! libjpeg-turbo itself, [`jpeg`]; other formats through the `image` crate), pad to a white
 //! square (Shikra's `expand2square`), then CLIP's processor: bicubic resize of the shortest
 //! side with Pillow's exact fixed-point algorithm, centre crop, scale and normalise.
 
+pub mod jpeg;
+
+use std::io::Cursor;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, ImageReader, Limits, RgbImage};
 
 /// CLIP's normalisation mean (RGB).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -19,12 +23,41 @@ pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 pub fn open_rgb(path: &Path) -> Result<RgbImage> {
     let bytes =
         std::fs::read(path).with_context(|| format!("{}: cannot read image", path.display()))?;
-    let decoded = image::load_from_memory(&bytes).with_context(|| {
-        format!(
-            "{}: not a readable image (corrupt or unsupported format)",
-            path.display()
-        )
-    })?;
+    decode_rgb(&bytes).with_context(|| format!("{}: not a readable image", path.display()))
+}
+
+/// Decodes an image file's bytes (any supported format, told by its content as Pillow tells
+/// it) to RGB8 with Pillow's rules; images over [`jpeg::MAX_PIXELS`] pixels are refused.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
+    if jpeg::is_jpeg(bytes) {
+        return Ok(jpeg::decode_rgb(bytes)?);
+    }
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>> {
+        let mut reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .context("cannot read the data")?;
+        if reader.format().is_none() {
+            bail!("unknown format (not JPEG, PNG, WebP, BMP, GIF or TIFF)");
+        }
+        let mut limits = Limits::default();
+        // Up to 16-bit RGBA: 8 bytes a pixel.
+        limits.max_alloc = Some(8 * jpeg::MAX_PIXELS);
+        reader.limits(limits);
+        Ok(reader)
+    };
+    let (width, height) = reader()?
+        .into_dimensions()
+        .context("cannot read the image size")?;
+    if u64::from(width) * u64::from(height) > jpeg::MAX_PIXELS {
+        bail!(
+            "{width} x {height} pixels is over the limit of {} pixels (Pillow's \
+             decompression-bomb limit)",
+            jpeg::MAX_PIXELS
+        );
+    }
+    let decoded = reader()?
+        .decode()
+        .context("corrupt or unsupported image data")?;
     Ok(to_rgb_like_pil(decoded))
 }
 
