@@ -256,7 +256,9 @@ pub struct ModelConfig {
     pub base: PathBuf,
     /// CLIP checkpoint folder; empty: `BASE/vision` or the config's `mm_vision_tower`.
     pub vision: PathBuf,
-    /// Weight precision: "f32" or "bf16".
+    /// Compute precision: "f32", or "bf16": mixed precision (f32 master weights, gradients
+    /// and AdamW state; forward and backward in bf16; a LoRA run stores its frozen base in
+    /// bf16 and keeps adapters and projector in f32).
     pub dtype: String,
 }
 
@@ -276,7 +278,7 @@ impl ModelConfig {
         (!self.vision.as_os_str().is_empty()).then_some(self.vision.as_path())
     }
 
-    /// The weight precision `dtype` names (checked when the config is read).
+    /// The compute precision `dtype` names (checked when the config is read).
     pub fn precision(&self) -> crate::infer::Precision {
         match self.dtype.as_str() {
             "bf16" => crate::infer::Precision::Bf16,

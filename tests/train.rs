@@ -522,3 +522,127 @@ fn a_full_fine_tune_leaves_a_model_folder_that_loads_as_the_base_with_its_weight
         1e-6,
     );
 }
+
+/// The validation losses of a run of the tiny config at the original's learning rate (2e-5,
+/// 60 steps) with `[model] dtype = dtype`, and its trained weights.
+fn run_at_the_original_learning_rate(dtype: &str, name: &str) -> (Vec<f64>, PathBuf) {
+    let mut config = tiny_config(20);
+    config.training.learning_rate = 2e-5;
+    config.model.dtype = dtype.to_string();
+    let out = scratch(name).join("run");
+    let summary = train(&request(config, out.clone()), &device()).unwrap();
+    let losses = std::fs::read_to_string(out.join("validation.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    (losses, summary.weights.unwrap())
+}
+
+/// Pure bf16 weights and AdamW state barely learn at 2e-5 (the updates round away); mixed
+/// precision (f32 master weights, bf16 compute) must learn about as far as f32, and its
+/// weights must load where f32 weights do.
+#[test]
+fn bf16_mixed_precision_learns_as_far_as_f32_at_the_original_learning_rate() {
+    if !device().supports_dtype(burn::tensor::DType::BF16) {
+        eprintln!("this device cannot compute in bf16: nothing to compare");
+        return;
+    }
+    let (f32_losses, _) = run_at_the_original_learning_rate("f32", "mixed-f32");
+    let (bf16_losses, weights) = run_at_the_original_learning_rate("bf16", "mixed-bf16");
+    let drop = |l: &[f64]| l[0] - l[l.len() - 1];
+    let (f32_drop, bf16_drop) = (drop(&f32_losses), drop(&bf16_losses));
+    eprintln!("validation loss: f32 {f32_losses:?}\nbf16 {bf16_losses:?}");
+    assert!(f32_drop > 1.0, "the f32 run learns: {f32_losses:?}");
+    assert!(
+        bf16_drop >= 0.9 * f32_drop,
+        "bf16 fell by {bf16_drop:.3}, f32 by {f32_drop:.3}"
+    );
+    // The master weights are what was saved: f32, loadable at any precision.
+    let tensors = burn_pack::Reader::from_file(&weights)
+        .unwrap()
+        .into_tensors()
+        .unwrap();
+    assert!(tensors.iter().all(|t| t.dtype == burn::tensor::DType::F32));
+    let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
+    let base = load_model(
+        &fixture("tiny-lcl"),
+        &fixture("tiny-clip"),
+        &tokenizer,
+        &device(),
+        Precision::Bf16,
+    )
+    .unwrap();
+    apply_weights(base, &weights).unwrap();
+}
+
+/// Every float parameter's record path and dtype.
+fn param_dtypes<M: Module>(module: &M) -> Vec<(String, burn::tensor::DType)> {
+    struct Dtypes(Vec<String>, Vec<(String, burn::tensor::DType)>);
+    impl burn::module::ModuleVisitor for Dtypes {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            self.1.push((self.0.join("."), param.val().dtype()));
+        }
+    }
+    let mut dtypes = Dtypes(Vec::new(), Vec::new());
+    module.visit(&mut dtypes);
+    dtypes.1
+}
+
+/// LoRA under `dtype = "bf16"`: the frozen LLaMA weights in bf16, the adapters and the
+/// projector in f32; the run trains and its adapters merge.
+#[test]
+fn lora_in_mixed_precision_keeps_a_bf16_base_and_f32_adapters_and_projector() {
+    use burn::tensor::DType;
+    if !device().supports_dtype(DType::BF16) {
+        eprintln!("this device cannot compute in bf16");
+        return;
+    }
+    let mut config = tiny_config(1);
+    config.model.dtype = "bf16".into();
+    config.training.lora.enabled = true;
+    config.training.lora.rank = 2;
+    let tokenizer = LclTokenizer::from_dir(&config.model.base).unwrap();
+    let model = load_model(
+        &config.model.base,
+        &config.model.vision,
+        &tokenizer,
+        &device(),
+        Precision::F32,
+    )
+    .unwrap();
+    let trainer = lora::apply(
+        LclTrainer::new(model).computing_in(DType::BF16),
+        &config.training.lora,
+    )
+    .unwrap();
+    let dtypes = param_dtypes(&trainer);
+    assert!(dtypes.iter().any(|(p, _)| p.contains("lora")), "{dtypes:?}");
+    for (path, dtype) in &dtypes {
+        let expected = if path.contains("lora") || path.starts_with("projector") {
+            DType::F32
+        } else {
+            DType::BF16
+        };
+        assert_eq!(*dtype, expected, "{path}");
+    }
+    let out = scratch("lora-bf16").join("run");
+    let summary = train(&request(config.clone(), out.clone()), &device()).unwrap();
+    assert!(step_losses(&out).iter().all(|(_, l)| l.is_finite()));
+    let merged = out.join("merged.bpk");
+    lora::merge_file(&config, &summary.weights.unwrap(), &merged, &device()).unwrap();
+    assert!(pack(&merged).iter().all(|(n, _)| !is_adapter(n)));
+}

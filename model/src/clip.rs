@@ -185,6 +185,11 @@ impl ClipVisionTransformer {
         self.layers.len()
     }
 
+    /// Float dtype of the weights (the dtype the tower computes in).
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.class_embedding.val().dtype()
+    }
+
     /// Patch + class + position embeddings after `pre_layrnorm`: HF's `hidden_states[0]`.
     /// `pixels`: `[batch, channels, size, size]`; output `[batch, 1 + patches, width]`.
     pub fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {

@@ -8,6 +8,7 @@ use burn::nn::Linear;
 use burn::store::RecordError;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
+use crate::autocast::{cast_to, linear};
 use crate::batch::TokenBatch;
 use crate::cache::KvCache;
 use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader};
@@ -276,18 +277,18 @@ impl LclModel {
 }
 
 /// Patch features of `pixels` taken from `vision`'s hidden state `layer` (class token
-/// dropped) and projected by `projector`: `[n, patches, llm width]`.
+/// dropped; the tower computes in its own dtype) and projected by `projector` in the
+/// projector's dtype: `[n, patches, llm width]`.
 pub fn project_images(
     vision: &ClipVisionTransformer,
     projector: &Linear,
     layer: isize,
     pixels: Tensor<4>,
 ) -> Tensor<3> {
-    let dtype = projector.weight.val().dtype();
-    let states = vision.hidden_state(pixels.cast(dtype), layer);
+    let states = vision.hidden_state(cast_to(pixels, vision.dtype()), layer);
     let [n, tokens, width] = states.dims();
     let patches = states.slice([0..n, 1..tokens, 0..width]);
-    projector.forward(patches)
+    linear(projector, cast_to(patches, projector.weight.val().dtype()))
 }
 
 /// Token embeddings of `batch` from `llm`, with the rows of `image_features` (`[images,

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autocast;
 pub mod batch;
 pub mod cache;
 pub mod checkpoint;

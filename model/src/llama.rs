@@ -8,6 +8,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor};
 
+use crate::autocast::{linear, rms_norm};
 use crate::cache::{AttentionMask, KvCache};
 use crate::checkpoint::{LoadError, WeightLoader};
 use crate::config::LlamaConfig;
@@ -91,9 +92,9 @@ impl LlamaAttention {
             t.reshape([batch, len, heads, self.head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split(self.q_proj.forward(x.clone()), self.num_heads);
-        let k = split(self.k_proj.forward(x.clone()), self.num_kv_heads);
-        let v = split(self.v_proj.forward(x), self.num_kv_heads);
+        let q = split(linear(&self.q_proj, x.clone()), self.num_heads);
+        let k = split(linear(&self.k_proj, x.clone()), self.num_kv_heads);
+        let v = split(linear(&self.v_proj, x), self.num_kv_heads);
         let q = apply_rope(q, &inputs.cos, &inputs.sin);
         let k = apply_rope(k, &inputs.cos, &inputs.sin);
         let (k, v) = cache.append(layer, k, v);
@@ -112,8 +113,10 @@ impl LlamaAttention {
             ..Default::default()
         };
         let out = attention(q, k, v, mask, None, options);
-        self.o_proj
-            .forward(out.swap_dims(1, 2).reshape([batch, len, width]))
+        linear(
+            &self.o_proj,
+            out.swap_dims(1, 2).reshape([batch, len, width]),
+        )
     }
 
     /// Grouped-query attention: repeat each key/value head for its query heads.
@@ -131,8 +134,8 @@ impl LlamaAttention {
 
 impl LlamaMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear(&self.gate_proj, x.clone()));
+        linear(&self.down_proj, gate * linear(&self.up_proj, x))
     }
 }
 
@@ -178,13 +181,16 @@ impl LlamaLayer {
         layer: usize,
     ) -> Tensor<3> {
         let attended = self.self_attn.forward(
-            self.input_layernorm.forward(x.clone()),
+            rms_norm(&self.input_layernorm, x.clone()),
             inputs,
             cache,
             layer,
         );
         let x = x + attended;
-        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+        x.clone()
+            + self
+                .mlp
+                .forward(rms_norm(&self.post_attention_layernorm, x))
     }
 }
 
@@ -315,11 +321,11 @@ impl Llama {
             .iter()
             .enumerate()
             .fold(embeds, |x, (i, layer)| layer.forward(x, &inputs, cache, i));
-        self.norm.forward(hidden)
+        rms_norm(&self.norm, hidden)
     }
 
-    /// Logits `[batch, len, vocab]` of hidden states.
+    /// Logits `[batch, len, vocab]` of hidden states (in their dtype).
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.lm_head.forward(hidden)
+        linear(&self.lm_head, hidden)
     }
 }

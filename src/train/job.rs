@@ -21,7 +21,7 @@ use crate::data::class_file;
 use crate::data::conversation;
 use crate::data::mix::{InstructionSet, MixedSet};
 use crate::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
-use crate::infer::{load_model, resolve_vision_dir};
+use crate::infer::{Precision, load_model, resolve_vision_dir};
 use crate::sampler::ShotSchedule;
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, ModelCheckpointer, RunState, complete_checkpoints};
@@ -105,14 +105,10 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
         );
     }
 
-    let model = load_model(
-        base,
-        &vision_dir,
-        &tokenizer,
-        device,
-        config.model.precision(),
-    )?;
-    let mut trainer = LclTrainer::new(model);
+    // Master weights in f32 whatever the compute dtype: updates at a fine-tune's learning
+    // rate do not round away, and AdamW's state is f32 too.
+    let model = load_model(base, &vision_dir, &tokenizer, device, Precision::F32)?;
+    let mut trainer = LclTrainer::new(model).computing_in(config.model.precision().dtype());
     let keep = if config.training.lora.enabled {
         device.seed(config.sampler.seed);
         trainer = lora::apply(trainer, &config.training.lora)?;

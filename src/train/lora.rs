@@ -3,9 +3,10 @@
 
 use anyhow::{Result, anyhow};
 use burn::module::{Lora, Module, ParamGroup};
+use burn::tensor::FloatDType;
 
 use crate::config::LoraConfig;
-use crate::train::trainer::LclTrainer;
+use crate::train::trainer::{LclTrainer, cast_params};
 
 /// The LLaMA weights `config.targets` names (`q_proj`, `mlp.down_proj`, ...).
 pub fn target_group(config: &LoraConfig) -> Result<ParamGroup> {
@@ -30,7 +31,11 @@ fn regex_escape(text: &str) -> String {
 
 /// Freezes `trainer`, attaches adapters to the targeted LLaMA weights and trains the
 /// projector in full. Adapters start at `A ~ N(0, 1/rank)`, `B = 0` (the model is unchanged).
-pub fn apply(trainer: LclTrainer, config: &LoraConfig) -> Result<LclTrainer> {
+/// The frozen LLaMA weights are stored in the trainer's compute dtype (bf16 halves them);
+/// the adapters are f32, and the projector keeps its dtype.
+pub fn apply(mut trainer: LclTrainer, config: &LoraConfig) -> Result<LclTrainer> {
+    let compute = trainer.compute();
+    trainer.llm = cast_params(trainer.llm, compute);
     let group = target_group(config)?;
     let mut adapted = 0;
     trainer.visit(&mut CountMatches {
@@ -46,7 +51,11 @@ pub fn apply(trainer: LclTrainer, config: &LoraConfig) -> Result<LclTrainer> {
         ));
     }
     Ok(trainer
-        .apply_lora(Lora::new(config.rank, config.alpha).set_param_group(group))
+        .apply_lora(
+            Lora::new(config.rank, config.alpha)
+                .set_param_group(group)
+                .set_dtype(FloatDType::F32),
+        )
         .unfreeze_group(ParamGroup::from_predicate("projector.")))
 }
 
@@ -100,12 +109,13 @@ pub fn merge_file(
     let base = &config.model.base;
     let tokenizer = crate::tokenizer::LclTokenizer::from_dir(base)?;
     let vision_dir = crate::infer::resolve_vision_dir(base, config.model.vision_dir())?;
+    // Merged in f32, whatever the run computed in: W + s * A @ B without rounding.
     let model = crate::infer::load_model(
         base,
         &vision_dir,
         &tokenizer,
         device,
-        config.model.precision(),
+        crate::infer::Precision::F32,
     )?;
     let trainer = apply(LclTrainer::new(model), &config.training.lora)?;
     let record = burn::store::ModuleRecord::load(weights)

@@ -1,12 +1,17 @@
 //! The model as Burn's `Learner` trains it: projector and LLaMA as parameters, the CLIP
 //! tower outside the module tree (no autodiff, no gradient, no optimiser state, not in
 //! checkpoints), and the next-token loss on the supervised tokens only.
+//!
+//! Mixed precision: the parameters keep their own dtype (f32 master weights, so AdamW's
+//! state and every update are f32), while the decoder computes in [`LclTrainer::compute`]
+//! (bf16): each weight is cast on use inside the graph, so its gradient arrives in f32.
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use lcl_model::autocast::cast_to;
 use lcl_model::lcl::{embed_with_images, project_images};
 use lcl_model::{ClipVisionTransformer, KvCache, LclModel, Llama};
 
@@ -31,12 +36,17 @@ pub struct LclTrainer {
     pub llm: Llama,
     #[module(skip)]
     frozen: FrozenVision,
+    /// The dtype the decoder computes in (its weights' own, unless mixed precision).
+    #[module(skip)]
+    compute: DType,
 }
 
 impl LclTrainer {
-    /// Splits `model` into its trainable part and the frozen vision tower.
+    /// Splits `model` into its trainable part and the frozen vision tower; the decoder
+    /// computes in the weights' dtype.
     pub fn new(model: LclModel) -> Self {
         Self {
+            compute: model.dtype(),
             projector: model.projector,
             llm: model.llm,
             frozen: FrozenVision {
@@ -45,6 +55,20 @@ impl LclTrainer {
                 image_patch_id: model.image_patch_id,
             },
         }
+    }
+
+    /// Mixed precision: the decoder and the frozen tower compute in `dtype` while the
+    /// trainable weights keep theirs (f32 master weights). The tower is cast once: it is
+    /// never trained.
+    pub fn computing_in(mut self, dtype: DType) -> Self {
+        self.compute = dtype;
+        self.frozen.tower = cast_params(self.frozen.tower, dtype);
+        self
+    }
+
+    /// The dtype the decoder computes in.
+    pub fn compute(&self) -> DType {
+        self.compute
     }
 
     /// The whole model again (for evaluation or export).
@@ -91,6 +115,7 @@ impl LclTrainer {
             self.frozen.image_patch_id,
         )
         .unwrap_or_else(|err| panic!("a training batch does not fit the model: {err}"));
+        let embeds = cast_to(embeds, self.compute);
         let mut cache = KvCache::new(self.llm.num_layers());
         let hidden = self
             .llm
@@ -131,6 +156,24 @@ impl LclTrainer {
             rows,
         );
         (loss, output)
+    }
+}
+
+/// `module` with every float parameter cast to `dtype` (ids kept).
+pub fn cast_params<M: Module>(module: M, dtype: DType) -> M {
+    module.map(&mut CastMapper(dtype))
+}
+
+/// Casts every float parameter.
+struct CastMapper(DType);
+
+impl burn::module::ModuleMapper for CastMapper {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|tensor| cast_to(tensor, dtype))
     }
 }
 
