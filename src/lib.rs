@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod episode;
 pub mod eval;
+pub mod identity;
 pub mod image;
 pub mod infer;
 pub mod neighbors;

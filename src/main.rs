@@ -543,6 +543,10 @@ struct EvalArgs {
     /// shipped checkpoints/mini).
     #[arg(long, conflicts_with = "model")]
     checkpoints: Option<PathBuf>,
+    /// Discard the predictions in --out when they were made with other inputs (another
+    /// model, weights, dtype, suite, seed or answer length), instead of refusing.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -569,6 +573,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         prefix_reuse: !args.no_prefix_reuse,
         scores: args.score,
         limit: args.limit,
+        overwrite: args.overwrite,
     };
     eprintln!("backend: {}", backend_name());
     let results = evaluate(&request, &default_device())?;
@@ -596,6 +601,7 @@ fn default_eval(args: EvalArgs) -> Result<()> {
     }
     request.batch_size = args.batch_size;
     request.precision = args.dtype;
+    request.overwrite = args.overwrite;
     eprintln!(
         "backend: {}; the default evaluation: {} on {}",
         backend_name(),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::class_file::{ClassEntry, Neighbor};
 use crate::data::image_folder::{FolderClass, ImageFolder};
 use crate::data::split::ClassSplit;
+use crate::identity::{FileIdentity, differences, folder_identity};
 use crate::image::{normalize, open_rgb, resize_and_crop};
 use crate::tokenizer::ClipTokenizer;
 
@@ -290,17 +291,18 @@ pub fn run(job: &NeighborJob, device: &Device) -> Result<usize> {
     let mut features = Vec::with_capacity(classes.len());
     let mut cached = 0;
     for (index, class) in classes.iter().enumerate() {
-        let class_features = match cache.get(class, config.projection_dim) {
+        let images = feature_images(class, index, settings);
+        let fingerprint = class_fingerprint(&folder.root, class, &images);
+        let class_features = match cache.get(class, fingerprint, config.projection_dim) {
             Some(found) => {
                 cached += 1;
                 found
             }
             None => {
-                let images = feature_images(class, index, settings);
                 let computed = encoder
                     .class_features(&folder.root, class, &images, settings)
                     .with_context(|| format!("class {} ({})", class.id, class.name))?;
-                cache.put(class, &computed)?;
+                cache.put(class, fingerprint, &computed)?;
                 computed
             }
         };
@@ -314,7 +316,23 @@ pub fn run(job: &NeighborJob, device: &Device) -> Result<usize> {
     Ok(entries.len())
 }
 
-/// On-disk class features of one run, keyed by what they depend on.
+/// What a class's features are computed from besides the model: its name and the images
+/// drawn for it (paths and sizes; the draw depends on the class's place in the list). A
+/// cached entry of another fingerprint is computed again.
+pub fn class_fingerprint(root: &Path, class: &FolderClass, images: &[String]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(class.name.as_bytes());
+    for image in images {
+        let size = std::fs::metadata(root.join(image)).map_or(u64::MAX, |m| m.len());
+        hasher.update(b"\n");
+        hasher.update(image.as_bytes());
+        hasher.update(&size.to_le_bytes());
+    }
+    hasher.digest()
+}
+
+/// On-disk class features of one run, keyed by what they depend on: the CLIP folder's
+/// content and the settings for the whole cache, [`class_fingerprint`] for each class.
 pub struct FeatureCache {
     dir: PathBuf,
 }
@@ -322,6 +340,9 @@ pub struct FeatureCache {
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct CacheKey {
     clip: String,
+    /// The CLIP folder's files (a key without them, from an older lcl, never matches).
+    #[serde(default)]
+    clip_files: Vec<FileIdentity>,
     data: String,
     images_per_class: usize,
     seed: u64,
@@ -336,6 +357,7 @@ impl FeatureCache {
             .with_context(|| format!("{}: cannot create the feature cache", dir.display()))?;
         let key = CacheKey {
             clip: canonical(clip),
+            clip_files: folder_identity(clip)?,
             data: canonical(data),
             images_per_class: settings.images_per_class,
             seed: settings.seed,
@@ -348,10 +370,16 @@ impl FeatureCache {
             let stored: CacheKey = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a feature-cache key", key_path.display()))?;
             if stored != key {
+                let found = differences(
+                    &serde_json::to_value(&stored)?,
+                    &serde_json::to_value(&key)?,
+                    5,
+                );
                 bail!(
-                    "{}: the cached features were computed with other settings ({stored:?}); \
-                     use another --cache folder or delete this one",
-                    dir.display()
+                    "{}: the cached features were computed with another CLIP or other \
+                     settings ({}); use another --cache folder or delete this one",
+                    dir.display(),
+                    found.join("; ")
                 );
             }
         } else {
@@ -366,13 +394,18 @@ impl FeatureCache {
         self.dir.join(format!("{}.f32", class.id))
     }
 
-    /// The cached features of `class`, if complete.
-    pub fn get(&self, class: &FolderClass, width: usize) -> Option<ClassFeatures> {
+    /// The cached features of `class`, if complete and of `fingerprint`.
+    pub fn get(
+        &self,
+        class: &FolderClass,
+        fingerprint: u64,
+        width: usize,
+    ) -> Option<ClassFeatures> {
         let bytes = std::fs::read(self.path(class)).ok()?;
-        if bytes.len() != 2 * width * 4 {
+        if bytes.len() != 8 + 2 * width * 4 || bytes[..8] != fingerprint.to_le_bytes() {
             return None;
         }
-        let floats: Vec<f32> = bytes
+        let floats: Vec<f32> = bytes[8..]
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -382,13 +415,23 @@ impl FeatureCache {
         })
     }
 
-    /// Stores the features of `class` (atomically).
-    pub fn put(&self, class: &FolderClass, features: &ClassFeatures) -> Result<()> {
-        let bytes: Vec<u8> = features
-            .text
-            .iter()
-            .chain(&features.image)
-            .flat_map(|v| v.to_le_bytes())
+    /// Stores the features of `class` with its fingerprint (atomically).
+    pub fn put(
+        &self,
+        class: &FolderClass,
+        fingerprint: u64,
+        features: &ClassFeatures,
+    ) -> Result<()> {
+        let bytes: Vec<u8> = fingerprint
+            .to_le_bytes()
+            .into_iter()
+            .chain(
+                features
+                    .text
+                    .iter()
+                    .chain(&features.image)
+                    .flat_map(|v| v.to_le_bytes()),
+            )
             .collect();
         write_atomically(&self.path(class), &bytes)
     }

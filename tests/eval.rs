@@ -351,3 +351,81 @@ fn prototype_baseline_names_a_query_by_its_nearest_support_pictures() {
         assert_eq!(p.prediction.is_empty(), p.shots == 0, "{p:?}");
     }
 }
+
+/// An output folder belongs to one evaluation: predictions of another model, weights or
+/// setting in it are refused with what differs, until `--overwrite` discards them.
+#[test]
+fn an_output_folder_holding_another_evaluation_is_refused_until_overwrite() {
+    let dir = scratch("eval-inputs");
+    let file = suite(&dir);
+    let out = dir.join("out");
+    table_of(eval(&file, &out, "2", &[]));
+    let inputs = std::fs::read_to_string(out.join("inputs.json")).unwrap();
+    assert!(
+        inputs.contains("xxh3") && inputs.contains("tiny-isekai.jsonl"),
+        "{inputs}"
+    );
+
+    let refused = eval(&file, &out, "2", &["--seed", "7"]);
+    assert!(!refused.status.success());
+    let text = stderr(&refused);
+    assert!(
+        text.contains(&format!(
+            "{} holds predictions of another evaluation",
+            out.display()
+        )) && text.contains("seed: 42 -> 7")
+            && text.contains("--overwrite"),
+        "{text}"
+    );
+
+    // The same model folder with one weight byte changed is another model.
+    let other = dir.join("other-model");
+    copy_tree(&fixture("tiny-lcl"), &other);
+    let shard = other.join("pytorch_model-00002-of-00002.bin");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--model",
+            other.to_str().unwrap(),
+            "--vision",
+            fixture("tiny-clip").to_str().unwrap().to_string().leak(),
+            "--suite",
+            file.to_str().unwrap(),
+            "--shots",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_lcl(&args)
+    };
+    let text = stderr(&args(&[]));
+    assert!(
+        text.contains("model[pytorch_model-00002-of-00002.bin].xxh3"),
+        "{text}"
+    );
+    let overwritten = args(&["--overwrite"]);
+    let text = stderr(&overwritten);
+    assert!(overwritten.status.success(), "{text}");
+    assert!(
+        text.contains("loading") && !text.contains("resuming"),
+        "recomputed from scratch: {text}"
+    );
+    assert_eq!(
+        read_predictions(&out.join("predictions.jsonl"))
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Predictions with no record of their inputs (an older lcl) are not trusted either.
+    std::fs::remove_file(out.join("inputs.json")).unwrap();
+    let text = stderr(&args(&[]));
+    assert!(text.contains("no inputs.json"), "{text}");
+}

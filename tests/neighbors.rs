@@ -166,9 +166,55 @@ fn neighbors_end_to_end_writes_the_per_class_file_and_resumes_from_its_cache() {
     );
     assert!(!other.status.success());
     assert!(
-        stderr(&other).contains("other settings"),
+        stderr(&other).contains("other settings") && stderr(&other).contains("seed: 42 -> 7"),
         "{}",
         stderr(&other)
+    );
+    // a renamed class (its text feature changes) is computed again, the others are not
+    let names = dir.join("names.txt");
+    let mapping = std::fs::read_to_string(fixture("folder/LOC_synset_mapping.txt")).unwrap();
+    std::fs::write(&names, mapping.replace("tench, Tinca tinca", "tinca")).unwrap();
+    let cached = |id: &str| std::fs::read(cache.join(format!("{id}.f32"))).unwrap();
+    let (tench, goldfish) = (cached("n01440764"), cached("n01443537"));
+    let renamed = run_neighbors(
+        &fixture("folder"),
+        &out,
+        &["--split", "none", "--names", names.to_str().unwrap()],
+    );
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+    assert_ne!(cached("n01440764"), tench, "recomputed");
+    assert_eq!(cached("n01443537"), goldfish, "read from the cache");
+    assert_eq!(class_file::read(&out).unwrap()[0].class_name, "tinca");
+    // a CLIP folder whose weights changed is another CLIP
+    let clip = dir.join("clip");
+    copy_tree(&fixture("tiny-clip-text"), &clip);
+    let weights = clip.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let other_clip = run_lcl(&[
+        "neighbors",
+        "--clip",
+        clip.to_str().unwrap(),
+        "--data",
+        fixture("folder").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--tiers",
+        "2",
+        "--samples",
+        "2",
+        "--images-per-class",
+        "2",
+        "--split",
+        "none",
+    ]);
+    assert!(!other_clip.status.success());
+    assert!(
+        stderr(&other_clip).contains("clip_files[model.safetensors].xxh3"),
+        "{}",
+        stderr(&other_clip)
     );
 }
 

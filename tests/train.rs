@@ -646,3 +646,26 @@ fn lora_in_mixed_precision_keeps_a_bf16_base_and_f32_adapters_and_projector() {
     lora::merge_file(&config, &summary.weights.unwrap(), &merged, &device()).unwrap();
     assert!(pack(&merged).iter().all(|(n, _)| !is_adapter(n)));
 }
+
+/// A resumed run must read the same files, not only files of the same names.
+#[test]
+fn a_resume_over_changed_input_files_is_refused_naming_them() {
+    let dir = scratch("train-resume-inputs");
+    let mut config = tiny_config(2);
+    let class_file = dir.join("classes.jsonl");
+    std::fs::copy(&config.data.class_file, &class_file).unwrap();
+    config.data.class_file = class_file.clone();
+    let out = dir.join("run");
+    let mut first = request(config.clone(), out.clone());
+    first.stop_after = Some(2);
+    train(&first, &device()).unwrap();
+    let text = std::fs::read_to_string(&class_file).unwrap();
+    std::fs::write(&class_file, text + "\n").unwrap();
+    let mut resumed = request(config, out);
+    resumed.resume = true;
+    let err = format!("{:#}", train(&resumed, &device()).unwrap_err());
+    assert!(
+        err.contains("the files the run reads differ") && err.contains("class_file.bytes"),
+        "{err}"
+    );
+}

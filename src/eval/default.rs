@@ -59,6 +59,8 @@ pub struct DefaultEvalRequest {
     pub batch_size: usize,
     /// Weight precision.
     pub precision: Precision,
+    /// Discard sub-runs' predictions made with other inputs.
+    pub overwrite: bool,
 }
 
 impl DefaultEvalRequest {
@@ -74,6 +76,7 @@ impl DefaultEvalRequest {
             limit: 80,
             batch_size: 8,
             precision: Precision::F32,
+            overwrite: false,
         }
     }
 }
@@ -232,12 +235,26 @@ pub fn sub_request(
         prefix_reuse: true,
         scores: vec![ScoreMode::Generate],
         limit: Some(request.limit),
+        overwrite: request.overwrite,
     }
 }
 
 /// Draws the world into `dir` unless a complete one (with `world.json`, written last) is there.
 pub fn ensure_world(dir: &Path) -> Result<()> {
-    if dir.join("world.json").is_file() {
+    let catalogue = dir.join("world.json");
+    if catalogue.is_file() {
+        let text = std::fs::read_to_string(&catalogue)
+            .with_context(|| format!("{}: cannot read", catalogue.display()))?;
+        let world: crate::world::World = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a world catalogue", catalogue.display()))?;
+        if world.spec != WorldSpec::default() {
+            eprintln!(
+                "note: {} was drawn with another spec than the default world's ({:?}): the \
+                 figures are for that world",
+                dir.display(),
+                world.spec
+            );
+        }
         return Ok(());
     }
     let spec = WorldSpec::default();

@@ -9,6 +9,7 @@ use burn::tensor::Device;
 use lcl_model::{ClipVisionConfig, GenerationConfig};
 
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
+use crate::eval::inputs::InputsRecord;
 use crate::eval::plot::{Line, plot_lines};
 use crate::eval::report::Results;
 use crate::eval::run::{Answerer, RunCache, ScoreMode, read_predictions, run_episodes};
@@ -66,6 +67,8 @@ pub struct EvalRequest {
     pub scores: Vec<ScoreMode>,
     /// Most episodes per column, spread evenly over the suite (all of them when `None`).
     pub limit: Option<usize>,
+    /// Discard the predictions `out` holds when they come from other inputs.
+    pub overwrite: bool,
 }
 
 /// The episodes of each shot count of one row.
@@ -166,6 +169,7 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
 
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
+    InputsRecord::of(request, &suite)?.claim(&request.out, request.overwrite)?;
     let predictions_path = request.out.join("predictions.jsonl");
     let mut predictions = read_predictions(&predictions_path)?;
     let done: HashSet<_> = predictions.iter().map(|p| p.key()).collect();

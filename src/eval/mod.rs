@@ -1,6 +1,7 @@
 //! Evaluation: suites, the original's scorer, running episodes with resume, and reports.
 
 pub mod default;
+pub mod inputs;
 pub mod job;
 pub mod likelihood;
 pub mod plot;

@@ -179,11 +179,19 @@ impl RunState {
             return Ok(());
         };
         for (section, value) in new {
-            if old.get(section) != Some(value) {
+            let recorded = old.get(section).unwrap_or(&serde_json::Value::Null);
+            if recorded != value {
+                let found = crate::identity::differences(recorded, value, 3);
+                let what = if section == "inputs" {
+                    "the files the run reads differ from".to_string()
+                } else {
+                    format!("the config's [{section}] differs from")
+                };
                 bail!(
-                    "the config's [{section}] differs from the run being resumed (checkpoint {}): \
-                     resume with the config the run started with, or start a new --out",
-                    self.step
+                    "{what} the run being resumed (checkpoint {}: {}): resume with the config \
+                     and files the run started with, or start a new --out",
+                    self.step,
+                    found.join("; ")
                 );
             }
         }

@@ -21,6 +21,7 @@ use crate::data::class_file;
 use crate::data::conversation;
 use crate::data::mix::{InstructionSet, MixedSet};
 use crate::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
+use crate::identity::{file_identity, folder_identity};
 use crate::infer::{Precision, load_model, resolve_vision_dir};
 use crate::sampler::ShotSchedule;
 use crate::tokenizer::LclTokenizer;
@@ -248,6 +249,35 @@ fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
         "sampler": config.sampler,
         "mix": config.mix,
         "training": training,
+        "inputs": run_inputs(config)?,
+    }))
+}
+
+/// The content of what a run reads besides its images: the base model and CLIP folders, the
+/// class files, the question list and the instruction sources. A resumed run must read the
+/// same, not just files of the same names.
+fn run_inputs(config: &RunConfig) -> Result<serde_json::Value> {
+    let base = &config.model.base;
+    let vision = resolve_vision_dir(base, config.model.vision_dir())?;
+    let file = |path: &Path| -> Result<serde_json::Value> {
+        if path.as_os_str().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        Ok(serde_json::to_value(file_identity(path)?)?)
+    };
+    let sources = config
+        .mix
+        .sources
+        .iter()
+        .map(|source| file(&source.file))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::json!({
+        "base": folder_identity(base)?,
+        "vision": folder_identity(&vision)?,
+        "class_file": file(&config.data.class_file)?,
+        "questions": file(&config.data.questions)?,
+        "mix_sources": sources,
+        "validation_class_file": file(&config.validation.class_file)?,
     }))
 }
 
