@@ -116,7 +116,19 @@ impl ClipVisionConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<(), LoadError> {
-        let mut problems = Vec::new();
+        let mut problems = bounded(&[
+            ("hidden_size", self.hidden_size, 1 << 16),
+            ("intermediate_size", self.intermediate_size, 1 << 18),
+            ("num_hidden_layers", self.num_hidden_layers, 1024),
+            ("num_attention_heads", self.num_attention_heads, 1024),
+            ("num_channels", self.num_channels, 16),
+            ("image_size", self.image_size, 4096),
+            ("patch_size", self.patch_size, 4096),
+        ]);
+        problems.extend(positive_finite(&[("layer_norm_eps", self.layer_norm_eps)]));
+        if !problems.is_empty() {
+            return config_problems(path, problems);
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             problems.push("hidden_size is not a multiple of num_attention_heads".to_string());
         }
@@ -165,7 +177,22 @@ impl LlamaConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<(), LoadError> {
-        let mut problems = Vec::new();
+        let mut problems = bounded(&[
+            ("vocab_size", self.vocab_size, 1 << 24),
+            ("hidden_size", self.hidden_size, 1 << 17),
+            ("intermediate_size", self.intermediate_size, 1 << 19),
+            ("num_hidden_layers", self.num_hidden_layers, 1024),
+            ("num_attention_heads", self.num_attention_heads, 1024),
+            ("num_key_value_heads", self.kv_heads(), 1024),
+            ("mm_hidden_size", self.mm_hidden_size.unwrap_or(1), 1 << 17),
+        ]);
+        problems.extend(positive_finite(&[
+            ("rms_norm_eps", self.rms_norm_eps),
+            ("rope_theta", self.rope_theta),
+        ]));
+        if !problems.is_empty() {
+            return config_problems(path, problems);
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             problems.push("hidden_size is not a multiple of num_attention_heads".to_string());
         }
@@ -236,8 +263,25 @@ impl ClipConfig {
         let config: Self = read_json(path)?;
         config.vision_config.validate(path)?;
         let text = &config.text_config;
-        let mut problems = Vec::new();
-        if !text.hidden_size.is_multiple_of(text.num_attention_heads) {
+        let mut problems = bounded(&[
+            ("text vocab_size", text.vocab_size, 1 << 24),
+            ("text hidden_size", text.hidden_size, 1 << 16),
+            ("text intermediate_size", text.intermediate_size, 1 << 18),
+            ("text num_hidden_layers", text.num_hidden_layers, 1024),
+            ("text num_attention_heads", text.num_attention_heads, 1024),
+            (
+                "text max_position_embeddings",
+                text.max_position_embeddings,
+                1 << 16,
+            ),
+            ("projection_dim", config.projection_dim, 1 << 16),
+        ]);
+        problems.extend(positive_finite(&[(
+            "text layer_norm_eps",
+            text.layer_norm_eps,
+        )]));
+        // (Divisibility only means something for sizes in bounds: no division by zero.)
+        if problems.is_empty() && !text.hidden_size.is_multiple_of(text.num_attention_heads) {
             problems.push("text hidden_size is not a multiple of num_attention_heads".to_string());
         }
         if !matches!(text.hidden_act.as_str(), "quick_gelu" | "gelu") {
@@ -249,6 +293,25 @@ impl ClipConfig {
         config_problems(path, problems)?;
         Ok(config)
     }
+}
+
+/// Sizes that must be at least 1 and at most the given bound (no model comes near it; a
+/// size past it is a corrupt file, refused before anything is allocated from it).
+fn bounded(sizes: &[(&str, usize, usize)]) -> Vec<String> {
+    sizes
+        .iter()
+        .filter(|(_, value, max)| *value == 0 || value > max)
+        .map(|(name, value, max)| format!("{name} is {value}, not between 1 and {max}"))
+        .collect()
+}
+
+/// Values that must be positive and finite.
+fn positive_finite(values: &[(&str, f64)]) -> Vec<String> {
+    values
+        .iter()
+        .filter(|(_, value)| !(value.is_finite() && *value > 0.0))
+        .map(|(name, value)| format!("{name} is {value}, not a positive number"))
+        .collect()
 }
 
 fn config_problems(path: &Path, problems: Vec<String>) -> Result<(), LoadError> {

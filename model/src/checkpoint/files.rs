@@ -245,17 +245,29 @@ fn list_safetensors(path: &Path) -> Result<Vec<(String, TensorEntry)>, LoadError
         let dtype = safetensors_dtype(&entry.dtype)
             .ok_or_else(|| format_error(format!("{name}: unsupported dtype {}", entry.dtype)))?;
         let [start, end] = entry.data_offsets;
-        let expected = entry.shape.iter().product::<usize>() * dtype.size();
-        if end < start || (end - start) as usize != expected {
+        let expected = entry
+            .shape
+            .iter()
+            .try_fold(dtype.size(), |bytes, &dim| bytes.checked_mul(dim))
+            .ok_or_else(|| {
+                format_error(format!(
+                    "{name}: shape {:?} of {} is larger than any memory",
+                    entry.shape, entry.dtype
+                ))
+            })?;
+        if end < start || (end - start) != expected as u64 {
             return Err(format_error(format!(
                 "{name}: data offsets {start}..{end} do not fit shape {:?} of {}",
                 entry.shape, entry.dtype
             )));
         }
-        if data_start + end > file_len {
+        if data_start
+            .checked_add(end)
+            .is_none_or(|last| last > file_len)
+        {
             return Err(format_error(format!(
                 "{name} needs bytes up to {} but the file has {file_len} (truncated file?)",
-                data_start + end
+                u128::from(data_start) + u128::from(end)
             )));
         }
         listed.push((
