@@ -259,8 +259,9 @@ fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
 fn run_inputs(config: &RunConfig) -> Result<serde_json::Value> {
     let base = &config.model.base;
     let vision = resolve_vision_dir(base, config.model.vision_dir())?;
+    // A file the run's strategy does not read may be absent (its reader names it if needed).
     let file = |path: &Path| -> Result<serde_json::Value> {
-        if path.as_os_str().is_empty() {
+        if !path.is_file() {
             return Ok(serde_json::Value::Null);
         }
         Ok(serde_json::to_value(file_identity(path)?)?)
