@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lcl::backend::{backend_name, default_device};
+use lcl::backend::{backend_name, device};
 use lcl::config::{RunConfig, read_questions};
 use lcl::data::class_file;
 use lcl::data::eval_episodes::draw_test_classes;
@@ -134,7 +134,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         min_seconds: args.min_seconds,
     };
     if let Some(item) = args.item {
-        let measurement = measure(&item, &default_device(), timing)?;
+        let measurement = measure(&item, &device()?, timing)?;
         println!("{}", serde_json::to_string(&measurement)?);
         return Ok(());
     }
@@ -192,7 +192,7 @@ fn export_model(args: ExportModelArgs) -> Result<()> {
         vision_out: args.vision_out,
         depth: args.depth,
     };
-    lcl::train::export::export_model(&request, &default_device())?;
+    lcl::train::export::export_model(&request, &device()?)?;
     eprintln!("{}: model written", request.out.display());
     Ok(())
 }
@@ -228,7 +228,7 @@ fn init_model(args: InitModelArgs) -> Result<()> {
         seed: args.seed,
         out: args.out,
     };
-    lcl::train::init::init_model(&request, &default_device())?;
+    lcl::train::init::init_model(&request, &device()?)?;
     eprintln!("{}: fresh model written", request.out.display());
     Ok(())
 }
@@ -285,7 +285,7 @@ fn train_clip(args: TrainClipArgs) -> Result<()> {
         seed: args.seed,
         out: args.out.clone(),
     };
-    let summary = lcl::train::clip::train_clip(&request, &default_device())?;
+    let summary = lcl::train::clip::train_clip(&request, &device()?)?;
     eprintln!(
         "{}: {} classes, {} steps in {:.1} s; final loss {:.4}; zero-shot naming accuracy {:.1}%",
         args.out.display(),
@@ -439,7 +439,7 @@ fn train(args: TrainArgs) -> Result<()> {
         resume: args.resume,
         stop_after: args.stop_after,
     };
-    let device = default_device();
+    let device = device()?;
     eprintln!("training on {} ({device:?})", backend_name());
     let summary = lcl::train::train(&request, &device)?;
     eprintln!(
@@ -464,7 +464,7 @@ fn train(args: TrainArgs) -> Result<()> {
 
 fn merge_lora(args: MergeLoraArgs) -> Result<()> {
     let config = RunConfig::from_file(&args.config)?;
-    let device = default_device();
+    let device = device()?;
     let count = lcl::train::lora::merge_file(&config, &args.weights, &args.out, &device)?;
     eprintln!("{}: {count} merged tensors", args.out.display());
     Ok(())
@@ -576,7 +576,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         overwrite: args.overwrite,
     };
     eprintln!("backend: {}", backend_name());
-    let results = evaluate(&request, &default_device())?;
+    let results = evaluate(&request, &device()?)?;
     print!("{}", results.markdown());
     eprintln!("results in {}", request.out.display());
     Ok(())
@@ -609,7 +609,7 @@ fn default_eval(args: EvalArgs) -> Result<()> {
         request.world.display()
     );
     let started = std::time::Instant::now();
-    let results = evaluate_default(&request, &default_device())?;
+    let results = evaluate_default(&request, &device()?)?;
     print!("{}", markdown(&request, &results));
     eprintln!(
         "done in {:.0} s; results and plots in {}",
@@ -786,7 +786,7 @@ fn neighbors(args: NeighborsArgs) -> Result<()> {
         },
     };
     eprintln!("backend: {}", backend_name());
-    let count = lcl::neighbors::run(&job, &default_device())?;
+    let count = lcl::neighbors::run(&job, &device()?)?;
     eprintln!("wrote {count} classes to {}", job.out.display());
     Ok(())
 }
@@ -860,7 +860,7 @@ fn infer(args: InferArgs) -> Result<()> {
         return Ok(());
     }
     eprintln!("backend: {}", backend_name());
-    let output = run(&request, &default_device())?;
+    let output = run(&request, &device()?)?;
     if args.json {
         println!("{}", serde_json::to_string(&output)?);
     } else {

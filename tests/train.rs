@@ -400,6 +400,14 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         &clip.join("model.safetensors"),
         "model.vision_tower.vision_tower.vision_model.embeddings.patch_embedding.weight",
     );
+    // The run is resumed as if it had read the poisoned tower from the start (a resume over
+    // changed files is refused otherwise): its recorded inputs are brought up to date.
+    let state_path = out.join("checkpoint/state-2.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["settings"]["inputs"]["vision"] =
+        serde_json::to_value(lcl::identity::folder_identity(&clip).unwrap()).unwrap();
+    std::fs::write(&state_path, state.to_string()).unwrap();
     let mut resumed = request(config, out.clone());
     resumed.resume = true;
     let error = format!("{:#}", train(&resumed, &device()).unwrap_err());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
-use lcl::backend::{backend_name, default_device};
+use lcl::backend::backend_name;
 use lcl::npy::{self, NpyArray};
 
 /// `tests/fixtures/<rel>`.
@@ -26,7 +26,7 @@ pub fn json(rel: &str) -> serde_json::Value {
 
 /// The device of the backend the tests were built with.
 pub fn device() -> Device {
-    default_device()
+    lcl::backend::device().expect("the test device (LCL_DEVICE)")
 }
 
 /// Largest allowed |difference| to the f32 reference, on every backend (measured: about
