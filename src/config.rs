@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::episode::Supervision;
-use crate::neighbors::NeighborSettings;
-use crate::sampler::{
+use crate::data::class_file;
+use crate::data::draw::{
     EpisodeRules, NegativeLabel, ORIGINAL_LABEL_LETTERS, ShotSchedule, ShotSplit,
 };
+use crate::data::train_set::TrainSetSpec;
+use crate::episode::Supervision;
+use crate::model_folder::Precision;
+use crate::neighbors::NeighborSettings;
 
 /// A whole run configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -254,35 +257,20 @@ impl Default for EvalConfig {
 pub struct ModelConfig {
     /// Shikra/LCL checkpoint folder (Hugging Face layout, tokenizer included).
     pub base: PathBuf,
-    /// CLIP checkpoint folder; empty: `BASE/vision` or the config's `mm_vision_tower`.
-    pub vision: PathBuf,
-    /// Compute precision: "f32", or "bf16": mixed precision (f32 master weights, gradients
+    /// CLIP checkpoint folder; absent: `BASE/vision`, else the config's `mm_vision_tower`.
+    pub vision: Option<PathBuf>,
+    /// Compute precision: `f32`, or `bf16`: mixed precision (f32 master weights, gradients
     /// and AdamW state; forward and backward in bf16; a LoRA run stores its frozen base in
     /// bf16 and keeps adapters and projector in f32).
-    pub dtype: String,
+    pub dtype: Precision,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             base: "checkpoints/shikra-7b".into(),
-            vision: PathBuf::new(),
-            dtype: "f32".into(),
-        }
-    }
-}
-
-impl ModelConfig {
-    /// The CLIP folder the config names, if any (else the base's own).
-    pub fn vision_dir(&self) -> Option<&Path> {
-        (!self.vision.as_os_str().is_empty()).then_some(self.vision.as_path())
-    }
-
-    /// The compute precision `dtype` names (checked when the config is read).
-    pub fn precision(&self) -> crate::infer::Precision {
-        match self.dtype.as_str() {
-            "bf16" => crate::infer::Precision::Bf16,
-            _ => crate::infer::Precision::F32,
+            vision: None,
+            dtype: Precision::F32,
         }
     }
 }
@@ -387,8 +375,8 @@ impl Default for LoraConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
-    /// Per-class file of the held-out classes; empty: no validation pass.
-    pub class_file: PathBuf,
+    /// Per-class file of the held-out classes; absent: no validation pass.
+    pub class_file: Option<PathBuf>,
     /// Folder its image paths are relative to.
     pub image_root: PathBuf,
     /// Episodes per held-out class.
@@ -400,7 +388,7 @@ pub struct ValidationConfig {
 impl Default for ValidationConfig {
     fn default() -> Self {
         Self {
-            class_file: PathBuf::new(),
+            class_file: None,
             image_root: PathBuf::new(),
             episodes_per_class: 1,
             shots_per_class: 8,
@@ -408,7 +396,49 @@ impl Default for ValidationConfig {
     }
 }
 
+/// Settings given on the command line that replace the config's (`lcl train --model ...`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `[model] base`.
+    pub model: Option<PathBuf>,
+    /// `[model] vision`.
+    pub vision: Option<PathBuf>,
+    /// `[data] image_root`.
+    pub image_root: Option<PathBuf>,
+    /// `[data] class_file`.
+    pub class_file: Option<PathBuf>,
+    /// `[sampler] label_letters`.
+    pub label_letters: Option<usize>,
+    /// `[training] epochs`.
+    pub epochs: Option<usize>,
+}
+
 impl RunConfig {
+    /// The config with `overrides` put over it, checked again.
+    pub fn apply(mut self, overrides: &Overrides) -> Result<Self> {
+        let o = overrides.clone();
+        if let Some(model) = o.model {
+            self.model.base = model;
+        }
+        if o.vision.is_some() {
+            self.model.vision = o.vision;
+        }
+        if let Some(root) = o.image_root {
+            self.data.image_root = root;
+        }
+        if let Some(file) = o.class_file {
+            self.data.class_file = file;
+        }
+        if let Some(letters) = o.label_letters {
+            self.sampler.label_letters = letters;
+        }
+        if let Some(epochs) = o.epochs {
+            self.training.epochs = epochs;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Reads and checks a TOML config.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -506,10 +536,10 @@ impl RunConfig {
         if t.lora.enabled && (t.lora.rank == 0 || t.lora.targets.is_empty()) {
             bail!("training.lora needs rank >= 1 and at least one target");
         }
-        if !matches!(self.model.dtype.as_str(), "f32" | "bf16") {
+        if self.model.dtype == Precision::F16 {
             bail!(
-                "model.dtype must be \"f32\" or \"bf16\", not {:?}",
-                self.model.dtype
+                "model.dtype = \"f16\" would need loss scaling, which training does not do: \
+                 use \"bf16\" (mixed precision) or \"f32\""
             );
         }
         let v = &self.validation;
@@ -517,6 +547,42 @@ impl RunConfig {
             bail!("validation.episodes_per_class and shots_per_class must be at least 1");
         }
         Ok(())
+    }
+}
+
+impl RunConfig {
+    /// The training episodes this config describes, with shot schedule `shots` (the fixed
+    /// or the main phase's): reads the per-class file and the questions.
+    pub fn train_set(&self, shots: ShotSchedule) -> Result<TrainSetSpec> {
+        let config = self;
+        Ok(TrainSetSpec {
+            classes: class_file::read(&config.data.class_file)?,
+            image_root: config.data.image_root.clone(),
+            shots,
+            questions: read_questions(&config.data.questions)?,
+            episodes_per_class: config.sampler.episodes_per_class,
+            seed: config.sampler.seed,
+            rules: config.sampler.rules(),
+        })
+    }
+
+    /// The validation episodes of this config (its `[validation]` classes, fixed shots), if
+    /// it names validation classes.
+    pub fn validation_set(&self) -> Result<Option<TrainSetSpec>> {
+        let config = self;
+        let v = &config.validation;
+        let Some(file) = &v.class_file else {
+            return Ok(None);
+        };
+        Ok(Some(TrainSetSpec {
+            classes: class_file::read(file)?,
+            image_root: v.image_root.clone(),
+            shots: ShotSchedule::Fixed(v.shots_per_class),
+            questions: read_questions(&config.data.questions)?,
+            episodes_per_class: v.episodes_per_class,
+            seed: config.sampler.seed,
+            rules: config.sampler.rules(),
+        }))
     }
 }
 

@@ -4,14 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use burn::tensor::{DType, Device, Tensor, TensorData};
-use lcl_model::{ClipVisionConfig, GenerationConfig, LclModel};
+use anyhow::{Context, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+use lcl_model::{ClipVisionConfig, GenerationConfig};
 use serde::Serialize;
 
 use crate::image::preprocess_file;
+use crate::model_folder::{Precision, load_model_with_weights, resolve_vision_dir};
 use crate::template::{Segment, evaluation_prompt, prompt_ids};
-use crate::tokenizer::{IMAGE_PATCH, LclTokenizer};
+use crate::tokenizer::LclTokenizer;
 
 /// A support image and its label (`IMG=LABEL` on the command line).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,28 +43,6 @@ impl std::str::FromStr for SupportShot {
             image: PathBuf::from(image),
             label: label.to_string(),
         })
-    }
-}
-
-/// Precision the weights are loaded in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Precision {
-    /// 32-bit floats (the reference numerics).
-    F32,
-    /// bfloat16.
-    Bf16,
-    /// float16 (the original's inference dtype).
-    F16,
-}
-
-impl Precision {
-    /// The Burn dtype.
-    pub fn dtype(self) -> DType {
-        match self {
-            Precision::F32 => DType::F32,
-            Precision::Bf16 => DType::BF16,
-            Precision::F16 => DType::F16,
-        }
     }
 }
 
@@ -99,46 +78,6 @@ pub struct InferOutput {
     pub text: String,
 }
 
-/// The vision tower folder: `--vision`, else `MODEL/vision`, else the config's
-/// `mm_vision_tower` when it is a local folder.
-pub fn resolve_vision_dir(model: &Path, vision: Option<&Path>) -> Result<PathBuf> {
-    if let Some(dir) = vision {
-        if !dir.join("config.json").is_file() {
-            bail!(
-                "--vision {}: no config.json there (expected a CLIP checkpoint folder)",
-                dir.display()
-            );
-        }
-        return Ok(dir.to_path_buf());
-    }
-    let inside = model.join("vision");
-    if inside.join("config.json").is_file() {
-        return Ok(inside);
-    }
-    let config_path = model.join("config.json");
-    let named = std::fs::read_to_string(&config_path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|config| config.get("mm_vision_tower")?.as_str().map(str::to_string));
-    if let Some(named) = &named {
-        let path = Path::new(named);
-        let path = if path.is_relative() {
-            model.join(path)
-        } else {
-            path.to_path_buf()
-        };
-        if path.join("config.json").is_file() {
-            return Ok(path);
-        }
-    }
-    bail!(
-        "no CLIP vision tower found: {} does not exist and mm_vision_tower ({}) is not a local folder. \
-         Pass --vision DIR with a CLIP checkpoint folder (e.g. a download of openai/clip-vit-large-patch14)",
-        inside.display(),
-        named.as_deref().unwrap_or("not set")
-    )
-}
-
 /// The rendered evaluation prompt of a request, without loading any weight.
 pub fn render_prompt(
     request: &InferRequest,
@@ -149,83 +88,6 @@ pub fn render_prompt(
     let labels: Vec<String> = request.support.iter().map(|s| s.label.clone()).collect();
     let segments = evaluation_prompt(&tokenizer, &labels, vision.num_patches());
     Ok((tokenizer, vision, segments))
-}
-
-/// Loads a checkpoint and its vision tower with a progress bar on stderr.
-pub fn load_model(
-    model_dir: &Path,
-    vision_dir: &Path,
-    tokenizer: &LclTokenizer,
-    device: &Device,
-    precision: Precision,
-) -> Result<LclModel> {
-    let started = Instant::now();
-    eprintln!(
-        "loading {} and {} ...",
-        model_dir.display(),
-        vision_dir.display()
-    );
-    let bar = crate::progress::bar(
-        0,
-        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    );
-    bar.set_message("loading weights");
-    let model = LclModel::from_pretrained_with_progress(
-        model_dir,
-        vision_dir,
-        tokenizer.special_id(IMAGE_PATCH)?,
-        device,
-        precision.dtype(),
-        &mut |read, total| {
-            bar.set_length(total as u64);
-            bar.set_position(read as u64);
-        },
-    )?;
-    bar.finish_and_clear();
-    eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(model)
-}
-
-/// Puts fine-tuned weights (`lcl train`'s `model.bpk`, or `lcl merge-lora`'s output) over
-/// `model`'s: every tensor in the file must be one of the model's, in its shape.
-pub fn apply_weights(model: LclModel, path: &Path) -> Result<LclModel> {
-    let record = burn::store::ModuleRecord::load(path)
-        .map_err(|err| anyhow::anyhow!("{}: cannot read the weights: {err}", path.display()))?;
-    let adapters = burn_pack::Reader::from_file(path)
-        .and_then(burn_pack::Reader::into_tensors)
-        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?
-        .iter()
-        .filter(|tensor| crate::train::checkpoint::is_adapter(&tensor.name))
-        .count();
-    if adapters > 0 {
-        bail!(
-            "{} holds {adapters} LoRA adapter tensors: merge them first with \
-             `lcl merge-lora --config CONFIG --weights {} --out merged.bpk`",
-            path.display(),
-            path.display()
-        );
-    }
-    eprintln!("applying {} ({} tensors)", path.display(), record.len());
-    use burn::module::Module;
-    model
-        .try_load_record(record.allow_partial(true).cast_to_module_dtype())
-        .map_err(|err| anyhow::anyhow!("{}: does not fit the model: {err}", path.display()))
-}
-
-/// [`load_model`], then fine-tuned `weights` over it when given ([`apply_weights`]).
-pub fn load_model_with_weights(
-    model_dir: &Path,
-    vision_dir: &Path,
-    tokenizer: &LclTokenizer,
-    device: &Device,
-    precision: Precision,
-    weights: Option<&Path>,
-) -> Result<LclModel> {
-    let model = load_model(model_dir, vision_dir, tokenizer, device, precision)?;
-    match weights {
-        Some(path) => apply_weights(model, path),
-        None => Ok(model),
-    }
 }
 
 /// Runs one episode on `device` and returns the answer.

@@ -3,6 +3,7 @@
 //! The application crate: tokenizer and prompt template, image preprocessing, backend
 //! selection, and the `lcl` command line. The model itself lives in `lcl-model`.
 
+pub mod assets;
 pub mod backend;
 pub mod bench;
 pub mod config;
@@ -12,10 +13,10 @@ pub mod eval;
 pub mod identity;
 pub mod image;
 pub mod infer;
+pub mod model_folder;
 pub mod neighbors;
 pub mod npy;
 pub mod progress;
-pub mod sampler;
 pub mod template;
 pub mod tokenizer;
 pub mod train;

@@ -6,10 +6,19 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::DType;
 use common::*;
 use lcl_model::config::{ClipVisionConfig, LlamaConfig};
-use lcl_model::{LclConfig, LclModel, TokenBatch, WeightFiles};
+use lcl_model::{LclConfig, LclModel, LoadOptions, TokenBatch, WeightFiles};
+
+/// f32 weights, `<im_patch>` = 512 (the tiny vocabulary's).
+fn f32_options() -> LoadOptions<'static> {
+    LoadOptions {
+        image_patch_id: Some(512),
+        ..LoadOptions::default()
+    }
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lcl-checkpoint-{}-{name}", std::process::id()));
@@ -62,7 +71,7 @@ fn write_checkpoint(dir: &Path, tensors: &Tensors) {
 }
 
 fn load_error(dir: &Path) -> String {
-    let err = LclModel::from_pretrained(dir, &fixture("tiny-clip"), 512, &device(), DType::F32)
+    let err = LclModel::from_pretrained(dir, &fixture("tiny-clip"), &device(), f32_options())
         .expect_err("loading must fail")
         .to_string();
     eprintln!("{err}");
@@ -115,7 +124,7 @@ fn rope_buffers_and_an_embedded_vision_tower_are_ignored() {
         ("F32".into(), vec![32], vec![0; 128]),
     );
     write_checkpoint(&dir, &tensors);
-    LclModel::from_pretrained(&dir, &fixture("tiny-clip"), 512, &device(), DType::F32).unwrap();
+    LclModel::from_pretrained(&dir, &fixture("tiny-clip"), &device(), f32_options()).unwrap();
 }
 
 #[test]
@@ -213,9 +222,8 @@ fn a_shard_missing_from_disk_is_named() {
     let err = LclModel::from_pretrained(
         &scratch("empty"),
         &fixture("tiny-clip"),
-        512,
         &device(),
-        DType::F32,
+        f32_options(),
     )
     .expect_err("must fail")
     .to_string();
@@ -238,9 +246,8 @@ fn burnpack_round_trip_keeps_the_logits() {
     let model = LclModel::from_pretrained(
         &fixture("tiny-lcl"),
         &fixture("tiny-clip"),
-        512,
         &device(),
-        DType::F32,
+        f32_options(),
     )
     .unwrap();
     let path = scratch("burnpack").join("tiny.bpk");
@@ -249,7 +256,9 @@ fn burnpack_round_trip_keeps_the_logits() {
         llm: LlamaConfig::from_file(&fixture("tiny-lcl/config.json")).unwrap(),
         vision: ClipVisionConfig::from_file(&fixture("tiny-clip/config.json")).unwrap(),
     };
-    let reloaded = LclModel::load_burnpack(&config, 512, &path, &device(), DType::F32).unwrap();
+    let reloaded = LclModel::init(&config, 512, 0.02, &device(), DType::F32)
+        .try_load_file(&path)
+        .unwrap();
     let input = ids(&json("ref/llama_text.json")["input_ids"]);
     let batch = TokenBatch::left_padded(&[input], 0);
     let before = values(model.forward_logits(&batch, None).unwrap());

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use lcl::config::{RunConfig, Strategy, read_questions};
+use lcl::data::draw::{NegativeLabel, ShotSchedule, ShotSplit};
 use lcl::episode::Supervision;
-use lcl::sampler::{NegativeLabel, ShotSchedule, ShotSplit};
 
 fn shipped() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -29,8 +29,8 @@ fn every_shipped_config_parses_with_the_original_defaults() {
         expected.mix.sources = config.mix.sources.clone();
         if file.ends_with("lcl-2way-weight-lora.toml") {
             assert!(config.training.lora.enabled && config.training.gradient_checkpointing);
-            assert_eq!(config.model.dtype, "bf16");
-            expected.model.dtype = config.model.dtype.clone();
+            assert_eq!(config.model.dtype, lcl::model_folder::Precision::Bf16);
+            expected.model.dtype = config.model.dtype;
             expected.training.learning_rate = config.training.learning_rate;
             expected.training.gradient_checkpointing = true;
             expected.training.lora.enabled = true;

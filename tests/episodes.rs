@@ -13,9 +13,9 @@ use burn::data::dataset::Dataset;
 use common::*;
 use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use lcl::data::class_file::{ClassEntry, Neighbor};
-use lcl::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
+use lcl::data::draw::ShotSchedule;
+use lcl::data::train_set::{EpochEpisodes, TrainSet, TrainSetSpec};
 use lcl::episode::{Episode, IGNORE_INDEX, Shot, Supervision};
-use lcl::sampler::ShotSchedule;
 use lcl::tokenizer::LclTokenizer;
 
 fn tokenizer() -> LclTokenizer {
@@ -260,7 +260,7 @@ fn train_set(classes: Vec<ClassEntry>, seed: u64) -> TrainSet {
         seed,
         rules: Default::default(),
     };
-    let sampler = EpisodeSampler::new(Arc::new(spec), 0).unwrap();
+    let sampler = EpochEpisodes::new(Arc::new(spec), 0).unwrap();
     TrainSet::new(sampler, Arc::new(tokenizer()), 16, 56)
 }
 
@@ -359,7 +359,7 @@ fn a_class_too_small_for_the_schedule_is_refused_up_front() {
         seed: 0,
         rules: Default::default(),
     };
-    let err = EpisodeSampler::new(Arc::new(spec), 0).expect_err("too few samples");
+    let err = EpochEpisodes::new(Arc::new(spec), 0).expect_err("too few samples");
     assert!(err.to_string().contains("n01484850"), "{err}");
 }
 

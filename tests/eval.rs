@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::Output;
 
 use common::*;
-use lcl::eval::run::{Answerer, Prediction, read_predictions};
+use lcl::eval::answerer::Answerer;
+use lcl::eval::run::{Prediction, read_predictions};
 use lcl::tokenizer::{IMAGE_PATCH, LclTokenizer};
-use lcl_model::{GenerationConfig, LclModel};
+use lcl_model::{GenerationConfig, LclModel, LoadOptions};
 
 /// A 4-episode ISEKAI-style suite (the first two share a support set) whose images are the fixture images (copied beside it).
 fn suite(dir: &Path) -> std::path::PathBuf {
@@ -41,14 +42,13 @@ fn suite(dir: &Path) -> std::path::PathBuf {
 /// The tiny LCL fixture model (f32) and its tokenizer.
 fn tiny_model(device: &burn::tensor::Device) -> (LclTokenizer, LclModel) {
     let tokenizer = LclTokenizer::from_dir(&fixture("tiny-lcl")).unwrap();
-    let model = LclModel::from_pretrained(
-        &fixture("tiny-lcl"),
-        &fixture("tiny-clip"),
-        tokenizer.special_id(IMAGE_PATCH).unwrap(),
-        device,
-        burn::tensor::DType::F32,
-    )
-    .unwrap();
+    let options = LoadOptions {
+        image_patch_id: Some(tokenizer.special_id(IMAGE_PATCH).unwrap()),
+        ..LoadOptions::default()
+    };
+    let model =
+        LclModel::from_pretrained(&fixture("tiny-lcl"), &fixture("tiny-clip"), device, options)
+            .unwrap();
     (tokenizer, model)
 }
 

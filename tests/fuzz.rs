@@ -200,12 +200,12 @@ fn copy_dir_except(from: &Path, to: &Path, except: &str) {
 
 fn load_model_folder(dir: &Path) -> anyhow::Result<()> {
     let tokenizer = lcl::tokenizer::LclTokenizer::from_dir(dir)?;
-    lcl::infer::load_model(
+    lcl::model_folder::load_model(
         dir,
         &fixture("tiny-clip"),
         &tokenizer,
         &device(),
-        lcl::infer::Precision::F32,
+        lcl::model_folder::Precision::F32,
     )?;
     Ok(())
 }
@@ -254,12 +254,12 @@ fn targets(dir: &Path) -> Vec<Target> {
             read: |path| {
                 let dir = path.parent().unwrap();
                 let tokenizer = lcl::tokenizer::LclTokenizer::from_dir(&fixture("tiny-lcl"))?;
-                lcl::infer::load_model(
+                lcl::model_folder::load_model(
                     &fixture("tiny-lcl"),
                     dir,
                     &tokenizer,
                     &device(),
-                    lcl::infer::Precision::F32,
+                    lcl::model_folder::Precision::F32,
                 )?;
                 Ok(())
             },
@@ -298,12 +298,12 @@ fn targets(dir: &Path) -> Vec<Target> {
                 let dir = path.parent().unwrap();
                 let tokenizer = lcl::tokenizer::LclTokenizer::from_dir(dir)?;
                 let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("checkpoints/mini/clip");
-                lcl::infer::load_model(
+                lcl::model_folder::load_model(
                     dir,
                     &clip,
                     &tokenizer,
                     &device(),
-                    lcl::infer::Precision::F32,
+                    lcl::model_folder::Precision::F32,
                 )?;
                 Ok(())
             },

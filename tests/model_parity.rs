@@ -6,10 +6,11 @@ mod common;
 
 use burn::tensor::{DType, Tensor, TensorData};
 use common::*;
+use lcl_model::checkpoint::naming::{SHIKRA_VISION_PREFIX, vision_ignorable, vision_prefix};
 use lcl_model::config::ClipVisionConfig;
-use lcl_model::lcl::{SHIKRA_VISION_PREFIX, vision_ignorable, vision_prefix};
 use lcl_model::{
-    ClipVisionTransformer, GenerationConfig, LclModel, TokenBatch, WeightFiles, WeightLoader,
+    ClipVisionTransformer, GenerationConfig, LclModel, LoadOptions, TokenBatch, WeightFiles,
+    WeightLoader,
 };
 
 const IMAGE_PATCH_ID: u32 = 512;
@@ -18,9 +19,12 @@ fn tiny_model(variant: &str, dtype: DType) -> LclModel {
     LclModel::from_pretrained(
         &fixture(variant),
         &fixture("tiny-clip"),
-        IMAGE_PATCH_ID,
         &device(),
-        dtype,
+        LoadOptions {
+            dtype,
+            image_patch_id: Some(IMAGE_PATCH_ID),
+            ..LoadOptions::default()
+        },
     )
     .expect("tiny checkpoint loads")
 }
@@ -177,7 +181,7 @@ fn an_episode_of_jpeg_files_decoded_here_matches_transformers() {
 fn a_decoder_grown_by_identity_blocks_gives_the_same_logits() {
     let mut model = tiny_model("tiny-lcl", DType::F32);
     let layers = model.llm.num_layers();
-    model.llm = model.llm.grown(2 * layers + 1);
+    model.llm = lcl::train::grow::grow(model.llm, 2 * layers + 1).unwrap();
     assert_eq!(model.llm.num_layers(), 2 * layers + 1);
     let (input, pixels, greedy) = episode("episode");
     let features = model.encode_images(pixels);
@@ -321,9 +325,12 @@ fn half_precision_weights_stay_close_to_f32() {
             let err = LclModel::from_pretrained(
                 &fixture("tiny-lcl"),
                 &fixture("tiny-clip"),
-                IMAGE_PATCH_ID,
                 &device(),
-                dtype,
+                LoadOptions {
+                    dtype,
+                    image_patch_id: Some(IMAGE_PATCH_ID),
+                    ..LoadOptions::default()
+                },
             )
             .expect_err("an unsupported dtype is refused")
             .to_string();

@@ -15,9 +15,9 @@ use common::*;
 use lcl::config::RunConfig;
 use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use lcl::data::class_file;
-use lcl::infer::{Precision, apply_weights, load_model};
+use lcl::model_folder::is_adapter;
+use lcl::model_folder::{Precision, apply_weights, load_model};
 use lcl::tokenizer::LclTokenizer;
-use lcl::train::checkpoint::is_adapter;
 use lcl::train::{LclTrainer, TrainRequest, lora, train};
 use lcl_model::TokenBatch;
 
@@ -157,7 +157,7 @@ fn tiny_trainer_and_batch() -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclT
     let tokenizer = LclTokenizer::from_dir(&config.model.base).unwrap();
     let model = load_model(
         &config.model.base,
-        &config.model.vision,
+        config.model.vision.as_deref().unwrap(),
         &tokenizer,
         &device(),
         Precision::F32,
@@ -176,7 +176,7 @@ fn tiny_trainer_and_batch() -> (LclTrainer, lcl::data::batch::EpisodeBatch, LclT
 
 fn episode_items(config: &RunConfig) -> Vec<EpisodeItem> {
     use burn::data::dataset::Dataset;
-    use lcl::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
+    use lcl::data::train_set::{EpochEpisodes, TrainSet, TrainSetSpec};
     let spec = TrainSetSpec {
         classes: class_file::read(&config.data.class_file).unwrap(),
         image_root: config.data.image_root.clone(),
@@ -187,7 +187,7 @@ fn episode_items(config: &RunConfig) -> Vec<EpisodeItem> {
         rules: Default::default(),
     };
     let set = TrainSet::new(
-        EpisodeSampler::new(std::sync::Arc::new(spec), 0).unwrap(),
+        EpochEpisodes::new(std::sync::Arc::new(spec), 0).unwrap(),
         std::sync::Arc::new(LclTokenizer::from_dir(&config.model.base).unwrap()),
         16,
         56,
@@ -334,7 +334,7 @@ fn lora_checkpoints_hold_adapters_and_projector_and_merging_keeps_the_logits() {
     let load = || {
         load_model(
             &config.model.base,
-            &config.model.vision,
+            config.model.vision.as_deref().unwrap(),
             &tokenizer,
             &device(),
             Precision::F32,
@@ -390,7 +390,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let clip = dir.join("clip");
     copy_tree(&fixture("tiny-clip-st"), &clip);
     let mut config = tiny_config(1);
-    config.model.vision = clip.clone();
+    config.model.vision = Some(clip.clone());
     let out = dir.join("run");
     let mut first = request(config.clone(), out.clone());
     first.stop_after = Some(2);
@@ -505,7 +505,7 @@ fn a_full_fine_tune_leaves_a_model_folder_that_loads_as_the_base_with_its_weight
         .weights
         .unwrap();
     let folder = out.join("model");
-    let vision = lcl::infer::resolve_vision_dir(&folder, None).unwrap();
+    let vision = lcl::model_folder::resolve_vision_dir(&folder, None).unwrap();
     assert_eq!(vision, std::path::absolute(fixture("tiny-clip")).unwrap());
     let tokenizer = LclTokenizer::from_dir(&folder).unwrap();
     let from_folder = load_model(&folder, &vision, &tokenizer, &device(), Precision::F32).unwrap();
@@ -533,10 +533,10 @@ fn a_full_fine_tune_leaves_a_model_folder_that_loads_as_the_base_with_its_weight
 
 /// The validation losses of a run of the tiny config at the original's learning rate (2e-5,
 /// 60 steps) with `[model] dtype = dtype`, and its trained weights.
-fn run_at_the_original_learning_rate(dtype: &str, name: &str) -> (Vec<f64>, PathBuf) {
+fn run_at_the_original_learning_rate(dtype: Precision, name: &str) -> (Vec<f64>, PathBuf) {
     let mut config = tiny_config(20);
     config.training.learning_rate = 2e-5;
-    config.model.dtype = dtype.to_string();
+    config.model.dtype = dtype;
     let out = scratch(name).join("run");
     let summary = train(&request(config, out.clone()), &device()).unwrap();
     let losses = std::fs::read_to_string(out.join("validation.jsonl"))
@@ -560,8 +560,8 @@ fn bf16_mixed_precision_learns_as_far_as_f32_at_the_original_learning_rate() {
         eprintln!("this device cannot compute in bf16: nothing to compare");
         return;
     }
-    let (f32_losses, _) = run_at_the_original_learning_rate("f32", "mixed-f32");
-    let (bf16_losses, weights) = run_at_the_original_learning_rate("bf16", "mixed-bf16");
+    let (f32_losses, _) = run_at_the_original_learning_rate(Precision::F32, "mixed-f32");
+    let (bf16_losses, weights) = run_at_the_original_learning_rate(Precision::Bf16, "mixed-bf16");
     let drop = |l: &[f64]| l[0] - l[l.len() - 1];
     let (f32_drop, bf16_drop) = (drop(&f32_losses), drop(&bf16_losses));
     eprintln!("validation loss: f32 {f32_losses:?}\nbf16 {bf16_losses:?}");
@@ -620,13 +620,13 @@ fn lora_in_mixed_precision_keeps_a_bf16_base_and_f32_adapters_and_projector() {
         return;
     }
     let mut config = tiny_config(1);
-    config.model.dtype = "bf16".into();
+    config.model.dtype = Precision::Bf16;
     config.training.lora.enabled = true;
     config.training.lora.rank = 2;
     let tokenizer = LclTokenizer::from_dir(&config.model.base).unwrap();
     let model = load_model(
         &config.model.base,
-        &config.model.vision,
+        config.model.vision.as_deref().unwrap(),
         &tokenizer,
         &device(),
         Precision::F32,

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::train::TrainStep;
 use common::*;
 use lcl::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
-use lcl::infer::{Precision, load_model};
+use lcl::model_folder::{Precision, load_model};
 use lcl::tokenizer::LclTokenizer;
 use lcl::train::LclTrainer;
 

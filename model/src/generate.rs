@@ -106,7 +106,7 @@ impl LclModel {
         let batch = TokenBatch::left_padded(prompts, config.pad_token_id);
         let hidden = self.forward_hidden(&batch, image_features, &mut cache)?;
         let prompt_logits = self.last_logits(hidden);
-        let mut sampler = Sampler::new(config);
+        let mut sampler = TokenSampler::new(config);
         let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
         let mut logits = prompt_logits.clone();
         for _ in 0..config.max_new_tokens {
@@ -147,13 +147,13 @@ impl LclModel {
 }
 
 /// Picks the next token of each row from its logits.
-struct Sampler {
+struct TokenSampler {
     temperature: f64,
     top_p: f64,
     rng: Rng,
 }
 
-impl Sampler {
+impl TokenSampler {
     fn new(config: &GenerationConfig) -> Self {
         Self {
             temperature: config.temperature,

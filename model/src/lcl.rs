@@ -5,12 +5,13 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::store::RecordError;
+use burn::store::{ModuleSnapshot, RecordError};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::autocast::{cast_to, linear};
 use crate::batch::TokenBatch;
 use crate::cache::KvCache;
+use crate::checkpoint::naming::{self, llm_ignorable, vision_ignorable, vision_prefix};
 use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader};
 use crate::clip::ClipVisionTransformer;
 use crate::clip_model::ClipModel;
@@ -19,9 +20,6 @@ use crate::llama::Llama;
 
 /// The vision layer LCL takes features from (HF `hidden_states[-2]`).
 pub const LCL_VISION_LAYER: isize = -2;
-
-/// Prefix under which Shikra-style checkpoints store the CLIP tower.
-pub const SHIKRA_VISION_PREFIX: &str = "model.vision_tower.vision_tower.";
 
 /// Inputs that do not fit the model (e.g. image count vs `<im_patch>` tokens).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,16 +64,47 @@ impl LclConfig {
     }
 }
 
+/// How [`LclModel::from_pretrained`] loads a model.
+pub struct LoadOptions<'a> {
+    /// The dtype the weights are held in (f32 by default).
+    pub dtype: DType,
+    /// Id of `<im_patch>`; by default the one the model folder's `added_tokens.json` names.
+    pub image_patch_id: Option<u32>,
+    /// Called with (bytes read, bytes in all) after each tensor read.
+    pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            image_patch_id: None,
+            progress: None,
+        }
+    }
+}
+
 impl LclModel {
-    /// Builds the model through `loader` for the LLM part and `vision_loader` for the tower.
+    /// Builds the model through `llm_loader` for the projector and LLaMA and `vision_loader`
+    /// for the tower: the one constructor every way of loading goes through.
     pub fn load(
         llm_loader: &mut WeightLoader,
         vision_loader: &mut WeightLoader,
         config: &LclConfig,
         image_patch_id: u32,
     ) -> Result<Self, LoadError> {
-        let vision = ClipVisionTransformer::load(vision_loader, &config.vision)?;
-        Ok(LanguageParts::load(llm_loader, config, image_patch_id)?.into_model(vision))
+        Ok(Self {
+            vision: ClipVisionTransformer::load(vision_loader, &config.vision)?,
+            projector: llm_loader.linear(
+                "model.mm_projector",
+                config.projector_input(),
+                config.llm.hidden_size,
+                true,
+            )?,
+            llm: Llama::load(llm_loader, &config.llm)?,
+            image_patch_id,
+            vision_layer: LCL_VISION_LAYER,
+        })
     }
 
     /// A model with fresh random weights (normal, std `std`), for training from scratch.
@@ -92,41 +121,32 @@ impl LclModel {
             .expect("fresh initialisation reads no file")
     }
 
-    /// Loads a Shikra/LCL checkpoint folder (`model_dir`) and a CLIP checkpoint folder
-    /// (`vision_dir`, whose weights may also be stored under `model.vision_tower.vision_tower.`)
-    /// in `dtype`. Every tensor is checked against the configs before any data is read.
+    /// Loads a Shikra/LCL checkpoint folder (`model_dir`: Hugging Face weights, or Burn's
+    /// `model.bpk` as fine-tuning writes it) and a CLIP folder (`vision_dir`, whose weights
+    /// may also sit under `model.vision_tower.vision_tower.`). Every tensor is checked against
+    /// the configs before any data is read.
     pub fn from_pretrained(
         model_dir: &Path,
         vision_dir: &Path,
-        image_patch_id: u32,
         device: &Device,
-        dtype: DType,
+        options: LoadOptions,
     ) -> Result<Self, LoadError> {
-        Self::from_pretrained_with_progress(
-            model_dir,
-            vision_dir,
-            image_patch_id,
-            device,
+        let LoadOptions {
             dtype,
-            &mut |_, _| {},
-        )
-    }
-
-    /// [`LclModel::from_pretrained`], calling `progress(bytes_read, bytes_total)` after each
-    /// tensor.
-    pub fn from_pretrained_with_progress(
-        model_dir: &Path,
-        vision_dir: &Path,
-        image_patch_id: u32,
-        device: &Device,
-        dtype: DType,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Self, LoadError> {
+            image_patch_id,
+            progress,
+        } = options;
         if !device.supports_dtype(dtype) {
             return Err(LoadError::UnsupportedDType {
                 dtype: format!("{dtype:?}"),
             });
         }
+        let image_patch_id = image_patch_id
+            .or_else(|| naming::image_patch_id(model_dir))
+            .ok_or_else(|| LoadError::Config {
+                path: model_dir.join("added_tokens.json"),
+                message: "no <im_patch> id there: pass LoadOptions::image_patch_id".into(),
+            })?;
         let config = LclConfig {
             llm: LlamaConfig::from_file(&model_dir.join("config.json"))?,
             vision: ClipVisionConfig::from_file(&vision_dir.join("config.json"))?,
@@ -153,8 +173,9 @@ impl LclModel {
         llm_check.finish(llm_ignorable)?;
         vision_check.finish(|name| vision_ignorable(name, vision_prefix))?;
 
+        let mut quiet = |_: usize, _: usize| {};
+        let progress = std::cell::RefCell::new(progress.unwrap_or(&mut quiet));
         let read = std::cell::Cell::new(0);
-        let progress = std::cell::RefCell::new(progress);
         let report = |_: &str, bytes: usize| {
             read.set(read.get() + bytes);
             (progress.borrow_mut())(read.get(), total);
@@ -189,38 +210,30 @@ impl LclModel {
             let mut loader = WeightLoader::load(&files, prefix, device, dtype);
             ClipVisionTransformer::load(&mut loader, &config.vision)?
         };
-        let language = if model_dir.join(BURNPACK).is_file() {
-            let fresh = LanguageParts::load(
-                &mut WeightLoader::init(0.02, device, dtype),
-                config,
-                image_patch_id,
-            )?;
-            crate::checkpoint::load_burnpack(fresh, &model_dir.join(BURNPACK))?
-        } else {
-            let files = WeightFiles::open(model_dir)?;
-            let mut check = WeightLoader::check(&files, "", device);
-            LanguageParts::load(&mut check, config, image_patch_id)?;
-            check.finish(llm_ignorable)?;
-            let mut loader = WeightLoader::load(&files, "", device, dtype);
-            LanguageParts::load(&mut loader, config, image_patch_id)?
-        };
-        Ok(language.into_model(vision))
+        if model_dir.join(BURNPACK).is_file() {
+            // Fresh (lazy) projector and LLaMA, every one of their tensors then read from the
+            // file; the tower is the one just loaded.
+            let mut fresh = WeightLoader::init(0.02, device, dtype);
+            let mut unused_vision = WeightLoader::init(0.02, device, dtype);
+            let mut model = Self::load(&mut fresh, &mut unused_vision, config, image_patch_id)?;
+            model.vision = vision;
+            return load_language_burnpack(model, &model_dir.join(BURNPACK), dtype);
+        }
+        let files = WeightFiles::open(model_dir)?;
+        let mut check = WeightLoader::check(&files, "", device);
+        let mut unused_vision = WeightLoader::init(0.02, device, dtype);
+        Self::load(&mut check, &mut unused_vision, config, image_patch_id)?;
+        check.finish(llm_ignorable)?;
+        let mut loader = WeightLoader::load(&files, "", device, dtype);
+        let mut model = Self::load(&mut loader, &mut unused_vision, config, image_patch_id)?;
+        model.vision = vision;
+        Ok(model)
     }
 
-    /// Saves every weight in Burn's own format (a `.bpk` burnpack), e.g. after fine-tuning.
+    /// Saves every weight (tower, projector, LLaMA) in Burn's own format (a `.bpk`
+    /// burnpack); `Module::try_load_file` on a model of the same config reads it back.
     pub fn save_burnpack(&self, path: &Path) -> Result<(), RecordError> {
         self.clone().save_file(path)
-    }
-
-    /// Loads weights written by [`LclModel::save_burnpack`] into a model of `config`.
-    pub fn load_burnpack(
-        config: &LclConfig,
-        image_patch_id: u32,
-        path: &Path,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, RecordError> {
-        Self::init(config, image_patch_id, 0.02, device, dtype).try_load_file(path)
     }
 
     /// Projected features of images `[n, channels, size, size]`: `[n, patches, llm width]`.
@@ -358,84 +371,42 @@ pub fn embed_with_images(
     Ok(table.select(0, index).reshape([rows, len, width]))
 }
 
-/// The projector and LLaMA of a model: the tensors of a trained model's `model.bpk`.
-#[derive(Module, Debug)]
-struct LanguageParts {
-    projector: Linear,
-    llm: Llama,
-    #[module(skip)]
-    image_patch_id: u32,
-    #[module(skip)]
-    vision_layer: isize,
-}
-
-impl LanguageParts {
-    fn load(
-        loader: &mut WeightLoader,
-        config: &LclConfig,
-        image_patch_id: u32,
-    ) -> Result<Self, LoadError> {
-        Ok(Self {
-            projector: loader.linear(
-                "model.mm_projector",
-                config.projector_input(),
-                config.llm.hidden_size,
-                true,
-            )?,
-            llm: Llama::load(loader, &config.llm)?,
-            image_patch_id,
-            vision_layer: LCL_VISION_LAYER,
-        })
-    }
-
-    fn into_model(self, vision: ClipVisionTransformer) -> LclModel {
-        LclModel {
-            vision,
-            projector: self.projector,
-            llm: self.llm,
-            image_patch_id: self.image_patch_id,
-            vision_layer: self.vision_layer,
-        }
-    }
-}
-
-/// Where the CLIP tensors sit in `files`: at the top (`vision_model.*`) or under the Shikra
-/// prefix.
-pub fn vision_prefix(files: &WeightFiles) -> &'static str {
-    let marker = "vision_model.embeddings.class_embedding";
-    if files.get(marker).is_none()
-        && files
-            .get(&format!("{SHIKRA_VISION_PREFIX}{marker}"))
-            .is_some()
-    {
-        SHIKRA_VISION_PREFIX
-    } else {
-        ""
-    }
-}
-
-/// Tensors of an LCL checkpoint that are known and not loaded: RoPE buffers, and a vision
-/// tower stored inside (it is loaded from the CLIP folder).
-pub fn llm_ignorable(name: &str) -> bool {
-    name.ends_with("rotary_emb.inv_freq") || name.starts_with("model.vision_tower.")
-}
-
-/// Tensors of a CLIP checkpoint that are known and not loaded when only the vision tower is
-/// wanted: the text tower, both projections, the logit scale, position-id buffers, and
-/// everything outside the tower when it sits inside a bigger checkpoint.
-pub fn vision_ignorable(name: &str, prefix: &str) -> bool {
-    if name.ends_with("embeddings.position_ids") {
-        return true;
-    }
-    let Some(local) = name.strip_prefix(prefix) else {
-        return true;
+/// Reads the projector and LLaMA of `model` from the burnpack at `path` (what fine-tuning
+/// writes), cast to `dtype`: every one of their tensors must be in the file, and nothing
+/// else.
+fn load_language_burnpack(
+    mut model: LclModel,
+    path: &Path,
+    dtype: DType,
+) -> Result<LclModel, LoadError> {
+    let format = |message: String| LoadError::Format {
+        path: path.to_path_buf(),
+        message,
     };
-    [
-        "text_model.",
-        "visual_projection.",
-        "text_projection.",
-        "logit_scale",
-    ]
-    .iter()
-    .any(|part| local.starts_with(part))
+    let mut store = burn::store::BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .allow_partial(true)
+        .with_from_adapter(burn::store::FloatCastAdapter::to(dtype));
+    let applied = model
+        .load_from(&mut store)
+        .map_err(|err| format(err.to_string()))?;
+    let missing: Vec<&String> = applied
+        .missing
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| !name.starts_with("vision."))
+        .collect();
+    if !missing.is_empty() || !applied.unused.is_empty() || !applied.errors.is_empty() {
+        return Err(format(format!(
+            "does not fit the model: missing {missing:?}, unexpected {:?}, {}",
+            applied.unused,
+            applied
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    Ok(model)
 }

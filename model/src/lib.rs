@@ -2,14 +2,17 @@
 //! LLaMA decoder, loaded from Hugging Face checkpoints and run on any Burn device.
 //!
 //! ```no_run
-//! use lcl_model::{LclModel, GenerationConfig};
 //! use burn::tensor::{DType, Device};
+//! use lcl_model::{LclModel, LoadOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = Device::default();
+//! let options = LoadOptions { dtype: DType::BF16, ..LoadOptions::default() };
 //! let model = LclModel::from_pretrained(
-//!     "LCL_2WAY_WEIGHT".as_ref(), "clip-vit-large-patch14".as_ref(), 32000, &device, DType::F32)?;
+//!     "LCL_2WAY_WEIGHT".as_ref(), "clip-vit-large-patch14".as_ref(), &device, options)?;
 //! # Ok(()) }
 //! ```
+//!
+//! `model/examples/episode.rs` runs a whole episode through the public API.
 
 pub mod autocast;
 pub mod batch;
@@ -33,5 +36,5 @@ pub use clip_model::ClipModel;
 pub use clip_text::ClipTextTransformer;
 pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig, LlamaConfig};
 pub use generate::{Generation, GenerationConfig};
-pub use lcl::{InputError, LclConfig, LclModel};
+pub use lcl::{InputError, LclConfig, LclModel, LoadOptions};
 pub use llama::Llama;

@@ -1,7 +1,7 @@
 //! LLaMA decoder with Hugging Face `LlamaForCausalLM` semantics: RMSNorm, rotate-half RoPE,
 //! SiLU-gated MLP, causal attention with a KV cache and per-row padding, untied `lm_head`.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
@@ -48,7 +48,8 @@ pub struct LlamaLayer {
 pub struct Llama {
     /// Token embeddings `[vocab, hidden]`.
     pub embed_tokens: Embedding,
-    layers: Vec<LlamaLayer>,
+    /// The decoder layers, in order.
+    pub layers: Vec<LlamaLayer>,
     norm: RmsNorm,
     lm_head: Linear,
     #[module(skip)]
@@ -194,43 +195,6 @@ impl LlamaLayer {
     }
 }
 
-impl LlamaLayer {
-    /// A copy of this layer (fresh parameters, same values) whose attention and MLP output
-    /// projections are zero, so it adds nothing to the residual stream until trained: the
-    /// identity block LLaMA Pro inserts to deepen a trained model.
-    fn identity_copy(&self) -> Self {
-        let copy = |linear: &Linear| Linear {
-            weight: Param::from_tensor(linear.weight.val()),
-            bias: None,
-        };
-        let zero = |linear: &Linear| Linear {
-            weight: Param::from_tensor(linear.weight.val().zeros_like()),
-            bias: None,
-        };
-        let norm = |norm: &RmsNorm| RmsNorm {
-            gamma: Param::from_tensor(norm.gamma.val()),
-            epsilon: norm.epsilon,
-        };
-        let attn = &self.self_attn;
-        Self {
-            input_layernorm: norm(&self.input_layernorm),
-            self_attn: LlamaAttention {
-                q_proj: copy(&attn.q_proj),
-                k_proj: copy(&attn.k_proj),
-                v_proj: copy(&attn.v_proj),
-                o_proj: zero(&attn.o_proj),
-                ..*attn
-            },
-            post_attention_layernorm: norm(&self.post_attention_layernorm),
-            mlp: LlamaMlp {
-                gate_proj: copy(&self.mlp.gate_proj),
-                up_proj: copy(&self.mlp.up_proj),
-                down_proj: zero(&self.mlp.down_proj),
-            },
-        }
-    }
-}
-
 impl Llama {
     /// Builds the decoder from `model.*` and `lm_head.*` tensors.
     pub fn load(loader: &mut WeightLoader, config: &LlamaConfig) -> Result<Self, LoadError> {
@@ -256,30 +220,6 @@ impl Llama {
             rope: Rope::new(config.head_dim(), config.rope_theta),
             frozen_embedding_row: config.frozen_embedding_row(),
         })
-    }
-
-    /// The decoder deepened to `depth` layers by identity blocks
-    /// ([`LlamaLayer::identity_copy`]), spread evenly: each follows the layer it copies. The
-    /// outputs are unchanged; the new layers start learning from there.
-    ///
-    /// # Panics
-    /// If `depth` is below the current number of layers.
-    pub fn grown(mut self, depth: usize) -> Self {
-        let old = self.layers.len();
-        assert!(
-            depth >= old,
-            "cannot shrink {old} decoder layers to {depth}"
-        );
-        let added = depth - old;
-        let mut layers = Vec::with_capacity(depth);
-        for (i, layer) in std::mem::take(&mut self.layers).into_iter().enumerate() {
-            let copies = (i + 1) * added / old - i * added / old;
-            let identities: Vec<_> = (0..copies).map(|_| layer.identity_copy()).collect();
-            layers.push(layer);
-            layers.extend(identities);
-        }
-        self.layers = layers;
-        self
     }
 
     /// Number of decoder layers (the size of the KV cache it needs).

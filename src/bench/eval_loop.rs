@@ -5,8 +5,9 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use crate::eval::default::{DefaultEvalRequest, ensure_world, sub_request};
-use crate::eval::job::{EvalRequest, evaluate};
+use crate::eval::default::{CHECKPOINTS, DefaultEvalRequest, ensure_world, sub_request};
+use crate::eval::job::evaluate;
+use crate::eval::request::EvalRequest;
 
 /// Episodes per timed run.
 pub const EPISODES: usize = 40;
@@ -14,8 +15,8 @@ pub const EPISODES: usize = 40;
 /// Runs of `EPISODES` episodes (each into a fresh folder, so nothing is resumed); returns
 /// the seconds of each.
 pub fn run(reuse: bool, device: &Device, runs: usize) -> anyhow::Result<Vec<f64>> {
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut default = DefaultEvalRequest::new(repository, Path::new("runs"));
+    let mut default =
+        DefaultEvalRequest::new(&crate::assets::find(CHECKPOINTS)?, Path::new("runs"));
     default.limit = EPISODES;
     ensure_world(&default.world)?;
     let model = default.checkpoints.join("lcl");

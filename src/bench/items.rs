@@ -1,7 +1,6 @@
 //! The benchmark items on our side, at the shapes `scripts/bench_torch.py` uses: random
 //! weights, one item per process (so each reports its own peak memory).
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -18,7 +17,7 @@ use serde::Serialize;
 use crate::data::batch::{EpisodeBatcher, EpisodeItem, Padding};
 use crate::episode::IGNORE_INDEX;
 use crate::eval::default::CHECKPOINTS;
-use crate::infer::Precision;
+use crate::model_folder::Precision;
 
 /// Square side of the reference matmul.
 pub const MATMUL_SIZE: usize = 4096;
@@ -203,7 +202,7 @@ fn llama_decode(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
 
 /// The tiny model's sizes: `configs/mini/{llama,clip}.json`.
 fn tiny_config() -> LclConfig {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mini");
+    let root = crate::assets::find("configs/mini").expect("the project's configs/mini");
     let read = |name: &str| std::fs::read_to_string(root.join(name)).expect("configs/mini");
     let clip: ClipConfig = serde_json::from_str(&read("clip.json")).expect("clip.json");
     let mut llm: LlamaConfig = serde_json::from_str(&read("llama.json")).expect("llama.json");
@@ -298,12 +297,10 @@ fn tiny_query(q: usize, patches: usize, image_patch_id: u32) -> Vec<u32> {
 /// prefilled once for all queries, as `lcl eval` does; otherwise every query runs its whole
 /// episode.
 fn tiny_generate(reuse: bool, device: &Device, timing: Timing) -> Result<(Vec<f64>, f64)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(CHECKPOINTS)
-        .join("lcl");
+    let dir = crate::assets::find(CHECKPOINTS)?.join("lcl");
     let tokenizer = crate::tokenizer::LclTokenizer::from_dir(&dir)?;
-    let vision = crate::infer::resolve_vision_dir(&dir, None)?;
-    let model = crate::infer::load_model(&dir, &vision, &tokenizer, device, Precision::F32)?;
+    let vision = crate::model_folder::resolve_vision_dir(&dir, None)?;
+    let model = crate::model_folder::load_model(&dir, &vision, &tokenizer, device, Precision::F32)?;
     let image_patch_id = tokenizer.special_id(crate::tokenizer::IMAGE_PATCH)?;
     let config = tiny_config();
     let patches = config.vision.num_patches();

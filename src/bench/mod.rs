@@ -8,7 +8,7 @@ pub mod eval_loop;
 pub mod items;
 pub mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -187,7 +187,7 @@ fn last_json_line(mut command: Command, what: &str) -> Result<Measurement> {
     serde_json::from_str(line).with_context(|| format!("{what}: cannot read its result {line:?}"))
 }
 
-/// The default PyTorch runner, next to this crate's sources.
-pub fn default_torch_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-torch.sh")
+/// The default PyTorch runner, the project's `scripts/bench-torch.sh`.
+pub fn default_torch_script() -> Result<PathBuf> {
+    crate::assets::find("scripts/bench-torch.sh")
 }

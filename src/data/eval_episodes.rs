@@ -12,10 +12,10 @@ use anyhow::{Result, bail};
 use lcl_model::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::draw::random_label;
 use crate::data::image_folder::FolderClass;
 use crate::data::isekai::IsekaiEpisode;
 use crate::episode::{Episode, Shot};
-use crate::sampler::random_label;
 
 /// An evaluation episode and its targets.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod class_file;
 pub mod conversation;
+pub mod draw;
 pub mod eval_episodes;
 pub mod image_folder;
 pub mod isekai;

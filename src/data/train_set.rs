@@ -11,8 +11,8 @@ use lcl_model::rng::Rng;
 
 use crate::data::batch::EpisodeItem;
 use crate::data::class_file::ClassEntry;
+use crate::data::draw::{EpisodeRules, ShotSchedule, sample_episode};
 use crate::episode::{Episode, Shot, Supervision};
-use crate::sampler::{EpisodeRules, ShotSchedule, sample_episode};
 use crate::tokenizer::LclTokenizer;
 
 /// What a training set draws from and how.
@@ -36,7 +36,7 @@ pub struct TrainSetSpec {
 
 /// Draws the episodes of one epoch (no file is read).
 #[derive(Debug, Clone)]
-pub struct EpisodeSampler {
+pub struct EpochEpisodes {
     spec: Arc<TrainSetSpec>,
     epoch: u64,
 }
@@ -44,14 +44,14 @@ pub struct EpisodeSampler {
 /// The episodes of one epoch, rendered, tokenised and with their images preprocessed.
 #[derive(Clone)]
 pub struct TrainSet {
-    sampler: EpisodeSampler,
+    sampler: EpochEpisodes,
     tokenizer: Arc<LclTokenizer>,
     patches: usize,
     image_size: u32,
     supervision: Supervision,
 }
 
-impl EpisodeSampler {
+impl EpochEpisodes {
     /// Checks the spec (every class can give the most shots the schedule asks plus a query,
     /// every neighbour is a known class) and builds the sampler of `epoch`.
     pub fn new(spec: Arc<TrainSetSpec>, epoch: u64) -> Result<Self> {
@@ -130,7 +130,7 @@ impl TrainSet {
     /// The set of `sampler`'s epoch, encoded with `tokenizer` (`patches` per image) and
     /// images preprocessed at `image_size` pixels.
     pub fn new(
-        sampler: EpisodeSampler,
+        sampler: EpochEpisodes,
         tokenizer: Arc<LclTokenizer>,
         patches: usize,
         image_size: u32,
@@ -155,7 +155,7 @@ impl TrainSet {
     /// The same set at another epoch.
     pub fn at_epoch(&self, epoch: u64) -> Self {
         Self {
-            sampler: EpisodeSampler {
+            sampler: EpochEpisodes {
                 epoch,
                 ..self.sampler.clone()
             },

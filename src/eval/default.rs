@@ -13,13 +13,14 @@ use burn::tensor::Device;
 use crate::data::eval_episodes::draw_test_classes;
 use crate::data::image_folder::ImageFolder;
 use crate::data::split::ClassSplit;
-use crate::eval::job::{AblationKind, EvalRequest, evaluate};
+use crate::eval::job::evaluate;
 use crate::eval::plot::{Line, plot_lines};
+use crate::eval::request::{AblationKind, EvalRequest};
 use crate::eval::run::ScoreMode;
-use crate::infer::Precision;
+use crate::model_folder::Precision;
 use crate::world::{WorldSpec, generate};
 
-/// The shipped miniature checkpoints, relative to the repository.
+/// The shipped miniature checkpoints, relative to the project folder.
 pub const CHECKPOINTS: &str = "checkpoints/mini";
 /// The models compared, as (folder under [`CHECKPOINTS`], row label).
 pub const MODELS: [(&str, &str); 2] = [("vanilla", "vanilla"), ("lcl", "LCL [2-way-weight]")];
@@ -64,10 +65,11 @@ pub struct DefaultEvalRequest {
 }
 
 impl DefaultEvalRequest {
-    /// The defaults, with the checkpoints under `repository` and outputs under `runs`.
-    pub fn new(repository: &Path, runs: &Path) -> Self {
+    /// The defaults, with the models in `checkpoints` (the shipped ones: [`CHECKPOINTS`],
+    /// found by [`crate::assets::find`]) and outputs under `runs`.
+    pub fn new(checkpoints: &Path, runs: &Path) -> Self {
         Self {
-            checkpoints: repository.join(CHECKPOINTS),
+            checkpoints: checkpoints.to_path_buf(),
             world: runs.join("mini-world"),
             out: runs.join("eval-default"),
             shots: vec![0, 2, 4, 8, 16],

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::job::EvalRequest;
+use crate::eval::request::EvalRequest;
 use crate::eval::suite::Suite;
 use crate::identity::{FileIdentity, differences, file_identity, folder_identity};
-use crate::infer::resolve_vision_dir;
+use crate::model_folder::resolve_vision_dir;
 
 /// The file in an evaluation folder that records its inputs.
 pub const INPUTS_FILE: &str = "inputs.json";

@@ -2,80 +2,27 @@
 //! checkpoint, with resume from `predictions.jsonl`, `results.json` and a Markdown table.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use lcl_model::{ClipVisionConfig, GenerationConfig};
 
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
+use crate::eval::answerer::Answerer;
 use crate::eval::inputs::InputsRecord;
 use crate::eval::plot::{Line, plot_lines};
 use crate::eval::report::Results;
-use crate::eval::run::{Answerer, RunCache, ScoreMode, read_predictions, run_episodes};
+use crate::eval::request::{AblationKind, EvalRequest};
+use crate::eval::run::{RunCache, ScoreMode, read_predictions, run_episodes};
 use crate::eval::suite::{Suite, check_images};
-use crate::infer::{Precision, load_model_with_weights, resolve_vision_dir};
+use crate::model_folder::{load_model_with_weights, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
-
-/// Which ablation of the paper to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AblationKind {
-    /// Replace 0/25/50/75/100% of the support labels with invented ones.
-    FalseRatio,
-    /// Replace the label at one position (1..16) of a 16-shot support set.
-    Position,
-}
-
-/// Everything `lcl eval` needs.
-#[derive(Debug, Clone)]
-pub struct EvalRequest {
-    /// Shikra/LCL checkpoint folder.
-    pub model: PathBuf,
-    /// CLIP checkpoint folder, if given.
-    pub vision: Option<PathBuf>,
-    /// Fine-tuned weights put over the checkpoint's (`lcl train`'s `model.bpk`).
-    pub weights: Option<PathBuf>,
-    /// Suite name or file.
-    pub suite: String,
-    /// Folder the named suites are in.
-    pub data: Option<PathBuf>,
-    /// Folder image paths are relative to (default: the suite file's folder).
-    pub images: Option<PathBuf>,
-    /// Support images in all, per column.
-    pub shots: Vec<usize>,
-    /// Ablation, if any.
-    pub ablation: Option<AblationKind>,
-    /// False-label ratios of the false-ratio ablation.
-    pub false_ratios: Vec<f64>,
-    /// Support size of the position ablation.
-    pub position_shots: usize,
-    /// Output folder.
-    pub out: PathBuf,
-    /// Episodes per batch.
-    pub batch_size: usize,
-    /// Most generated tokens per answer.
-    pub max_new_tokens: usize,
-    /// Seed of support shuffling and ablations.
-    pub seed: u64,
-    /// Weight precision.
-    pub precision: Precision,
-    /// Most image features kept on the device.
-    pub cached_images: usize,
-    /// Encode each support set once for all its queries.
-    pub prefix_reuse: bool,
-    /// Scoring modes; each gives its own rows (likelihood rows are suffixed ` likelihood`).
-    pub scores: Vec<ScoreMode>,
-    /// Most episodes per column, spread evenly over the suite (all of them when `None`).
-    pub limit: Option<usize>,
-    /// Discard the predictions `out` holds when they come from other inputs.
-    pub overwrite: bool,
-}
 
 /// The episodes of each shot count of one row.
 type Columns = Vec<(usize, Vec<EvalEpisode>)>;
 
 /// One row of the table: a name, a scoring mode and its columns.
-struct RunPlan {
+struct RowPlan {
     name: String,
     mode: ScoreMode,
     /// The corrupted position of a position-ablation row.
@@ -83,7 +30,7 @@ struct RunPlan {
     columns: Columns,
 }
 
-fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
+fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RowPlan>> {
     let columns = |shots: &[usize], ablation: Option<Ablation>| -> Result<Vec<_>> {
         shots
             .iter()
@@ -122,7 +69,7 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RunPlan>> {
     let mut plans = Vec::new();
     for mode in &request.scores {
         for (name, position, columns) in &rows {
-            plans.push(RunPlan {
+            plans.push(RowPlan {
                 name: match mode {
                     ScoreMode::Generate => name.clone(),
                     ScoreMode::Likelihood => format!("{name} likelihood"),
@@ -252,7 +199,7 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
 
 /// The run's plot: accuracy against shots (one line per row of this run), or for the
 /// position ablation accuracy against the corrupted position (one line per scoring mode).
-fn plot(request: &EvalRequest, suite: &Suite, runs: &[RunPlan], results: &Results) -> Result<()> {
+fn plot(request: &EvalRequest, suite: &Suite, runs: &[RowPlan], results: &Results) -> Result<()> {
     let accuracy = |name: &str, shots: usize| {
         results
             .runs

@@ -8,7 +8,8 @@ use lcl_model::TokenBatch;
 
 use crate::data::eval_episodes::EvalEpisode;
 use crate::episode::IGNORE_INDEX;
-use crate::eval::run::{Answerer, RunCache};
+use crate::eval::answerer::Answerer;
+use crate::eval::run::RunCache;
 
 /// Log-likelihoods of one episode's two candidate answers.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use lcl_model::LclModel;
 
 use crate::data::eval_episodes::{EvalEpisode, episode_images};
-use crate::eval::run::Answerer;
+use crate::eval::answerer::Answerer;
 use crate::image::pixel_batch;
 
 /// Pooled, unit-length vision features of images, computed once per run.

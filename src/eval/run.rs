@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor};
-use lcl_model::{GenerationConfig, KvCache, LclModel};
+use lcl_model::{KvCache, LclModel};
 use serde::{Deserialize, Serialize};
 
 use crate::data::eval_episodes::EvalEpisode;
+use crate::eval::answerer::Answerer;
 use crate::eval::prototype::PooledFeatures;
 use crate::eval::score::is_correct;
 use crate::image::pixel_batch;
 use crate::template::prompt_ids;
-use crate::tokenizer::LclTokenizer;
 
 /// One scored answer: a line of `predictions.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,24 +161,6 @@ impl RunCache {
             .collect();
         Ok(Tensor::stack(rows, 0))
     }
-}
-
-/// The model and what it needs to answer episodes.
-pub struct Answerer<'a> {
-    /// The model.
-    pub model: &'a LclModel,
-    /// Its tokenizer.
-    pub tokenizer: &'a LclTokenizer,
-    /// `<im_patch>` tokens per image.
-    pub patches: usize,
-    /// Input resolution of the vision tower.
-    pub image_size: usize,
-    /// Greedy decoding settings (eos and pad ids set from the tokenizer).
-    pub generation: GenerationConfig,
-    /// Encode a support set once for all the queries that share it.
-    pub reuse_prefix: bool,
-    /// The device.
-    pub device: &'a Device,
 }
 
 impl Answerer<'_> {

@@ -14,6 +14,8 @@ use burn::train::checkpoint::{
 use burn::train::metric::store::EventStoreClient;
 use serde::{Deserialize, Serialize};
 
+use crate::model_folder::is_adapter;
+
 /// Which tensors of the model record a checkpoint keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -31,11 +33,6 @@ impl Keep {
             Keep::AdaptersAndProjector => name.starts_with("projector.") || is_adapter(name),
         }
     }
-}
-
-/// Whether a record path is a LoRA factor.
-pub fn is_adapter(name: &str) -> bool {
-    name.split('.').any(|part| part == "lora")
 }
 
 /// Writes the model record, keeping only what [`Keep`] says, atomically.

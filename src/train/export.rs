@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use lcl_model::checkpoint::BURNPACK;
 use lcl_model::{ClipModel, LlamaConfig};
 
-use crate::infer::{Precision, load_model_with_weights, resolve_vision_dir};
+use crate::model_folder::{Precision, load_model_with_weights, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, write_record};
 use crate::train::init::{TOKENIZER_FILES, copy};
@@ -31,7 +31,7 @@ pub struct ExportRequest {
     pub out: PathBuf,
     /// Where the CLIP folder goes (default: `out/vision`); several models can share one.
     pub vision_out: Option<PathBuf>,
-    /// Deepen the decoder to this many layers with identity blocks ([`lcl_model::Llama::grown`]).
+    /// Deepen the decoder to this many layers with identity blocks ([`crate::train::grow`]).
     pub depth: Option<usize>,
 }
 
@@ -58,7 +58,7 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
         request.weights.as_deref(),
     )?;
     if let Some(depth) = request.depth {
-        model.llm = model.llm.grown(depth);
+        model.llm = crate::train::grow::grow(model.llm, depth)?;
         llm.num_hidden_layers = depth;
     }
     let out = &request.out;

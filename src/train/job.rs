@@ -15,22 +15,21 @@ use burn::train::metric::{IterationSpeedMetric, LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, SupervisedTraining, TrainingStrategy};
 use lcl_model::ClipVisionConfig;
 
-use crate::config::{RunConfig, Strategy, read_questions};
+use crate::config::{RunConfig, Strategy};
 use crate::data::batch::{EpisodeBatch, EpisodeBatcher, EpisodeItem, Padding};
-use crate::data::class_file;
 use crate::data::conversation;
+use crate::data::draw::ShotSchedule;
 use crate::data::mix::{InstructionSet, MixedSet};
-use crate::data::train_set::{EpisodeSampler, TrainSet, TrainSetSpec};
+use crate::data::train_set::{EpochEpisodes, TrainSet};
 use crate::identity::{file_identity, folder_identity};
-use crate::infer::{Precision, load_model, resolve_vision_dir};
-use crate::sampler::ShotSchedule;
+use crate::model_folder::{Precision, load_model, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, ModelCheckpointer, RunState, complete_checkpoints};
 use crate::train::log::{QuietRenderer, dashboard_available};
 use crate::train::lora;
 use crate::train::output::LclAccuracyMetric;
 use crate::train::schedule::{EpochSets, RunPlan, RunSet, WarmupCosine};
-use crate::train::strategy::{LclLearning, LoopSettings};
+use crate::train::strategy::{LclLearning, LoopSettings, STOP_AFTER};
 use crate::train::trainer::LclTrainer;
 
 /// Everything `lcl train` needs.
@@ -83,7 +82,7 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
 
     let base = &config.model.base;
     let tokenizer = Arc::new(LclTokenizer::from_dir(base)?);
-    let vision_dir = resolve_vision_dir(base, config.model.vision_dir())?;
+    let vision_dir = resolve_vision_dir(base, config.model.vision.as_deref())?;
     let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
     let stream = EpisodeStream::new(config, tokenizer.clone(), &vision)?;
     let plan = RunPlan {
@@ -109,7 +108,7 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
     // Master weights in f32 whatever the compute dtype: updates at a fine-tune's learning
     // rate do not round away, and AdamW's state is f32 too.
     let model = load_model(base, &vision_dir, &tokenizer, device, Precision::F32)?;
-    let mut trainer = LclTrainer::new(model).computing_in(config.model.precision().dtype());
+    let mut trainer = LclTrainer::new(model).computing_in(config.model.dtype.dtype());
     let keep = if config.training.lora.enabled {
         device.seed(config.sampler.seed);
         trainer = lora::apply(trainer, &config.training.lora)?;
@@ -231,9 +230,6 @@ fn last_step(path: &Path) -> Option<(usize, usize)> {
     ))
 }
 
-/// Reason of the stop `--stop-after` asks for.
-pub const STOP_AFTER: &str = "stopped after";
-
 /// The config sections a resumed run must share with the interrupted one.
 fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
     let mut training = serde_json::to_value(&config.training)?;
@@ -258,7 +254,7 @@ fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
 /// same, not just files of the same names.
 fn run_inputs(config: &RunConfig) -> Result<serde_json::Value> {
     let base = &config.model.base;
-    let vision = resolve_vision_dir(base, config.model.vision_dir())?;
+    let vision = resolve_vision_dir(base, config.model.vision.as_deref())?;
     // A file the run's strategy does not read may be absent (its reader names it if needed).
     let file = |path: &Path| -> Result<serde_json::Value> {
         if !path.is_file() {
@@ -278,7 +274,10 @@ fn run_inputs(config: &RunConfig) -> Result<serde_json::Value> {
         "class_file": file(&config.data.class_file)?,
         "questions": file(&config.data.questions)?,
         "mix_sources": sources,
-        "validation_class_file": file(&config.validation.class_file)?,
+        "validation_class_file": match &config.validation.class_file {
+            Some(path) => file(path)?,
+            None => serde_json::Value::Null,
+        },
     }))
 }
 
@@ -375,19 +374,9 @@ impl EpisodeStream {
             });
             return Ok(Self { epochs, epoch_len });
         }
-        let classes = class_file::read(&config.data.class_file)?;
-        let questions = read_questions(&config.data.questions)?;
         let set = |shots: ShotSchedule| -> Result<TrainSet> {
-            let spec = Arc::new(TrainSetSpec {
-                classes: classes.clone(),
-                image_root: config.data.image_root.clone(),
-                shots,
-                questions: questions.clone(),
-                episodes_per_class: config.sampler.episodes_per_class,
-                seed,
-                rules: config.sampler.rules(),
-            });
-            let sampler = EpisodeSampler::new(spec, 0)
+            let spec = Arc::new(config.train_set(shots)?);
+            let sampler = EpochEpisodes::new(spec, 0)
                 .with_context(|| format!("{}", config.data.class_file.display()))?;
             Ok(TrainSet::new(sampler, tokenizer.clone(), patches, size)
                 .with_supervision(config.training.supervise))
@@ -453,21 +442,11 @@ fn validation_set(
     tokenizer: Arc<LclTokenizer>,
     vision: &ClipVisionConfig,
 ) -> Result<Arc<dyn Dataset<EpisodeItem>>> {
-    let v = &config.validation;
-    if v.class_file.as_os_str().is_empty() {
+    let (Some(file), Some(spec)) = (&config.validation.class_file, config.validation_set()?) else {
         return Ok(Arc::new(NoEpisodes));
-    }
-    let spec = Arc::new(TrainSetSpec {
-        classes: class_file::read(&v.class_file)?,
-        image_root: v.image_root.clone(),
-        shots: ShotSchedule::Fixed(v.shots_per_class),
-        questions: read_questions(&config.data.questions)?,
-        episodes_per_class: v.episodes_per_class,
-        seed: config.sampler.seed,
-        rules: config.sampler.rules(),
-    });
-    let sampler = EpisodeSampler::new(spec, 0)
-        .with_context(|| format!("validation classes {}", v.class_file.display()))?;
+    };
+    let sampler = EpochEpisodes::new(Arc::new(spec), 0)
+        .with_context(|| format!("validation classes {}", file.display()))?;
     Ok(Arc::new(TrainSet::new(
         sampler,
         tokenizer,

@@ -108,14 +108,14 @@ pub fn merge_file(
     }
     let base = &config.model.base;
     let tokenizer = crate::tokenizer::LclTokenizer::from_dir(base)?;
-    let vision_dir = crate::infer::resolve_vision_dir(base, config.model.vision_dir())?;
+    let vision_dir = crate::model_folder::resolve_vision_dir(base, config.model.vision.as_deref())?;
     // Merged in f32, whatever the run computed in: W + s * A @ B without rounding.
-    let model = crate::infer::load_model(
+    let model = crate::model_folder::load_model(
         base,
         &vision_dir,
         &tokenizer,
         device,
-        crate::infer::Precision::F32,
+        crate::model_folder::Precision::F32,
     )?;
     let trainer = apply(LclTrainer::new(model), &config.training.lora)?;
     let record = burn::store::ModuleRecord::load(weights)

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod export;
 pub mod grads;
+pub mod grow;
 pub mod init;
 pub mod job;
 pub mod log;

@@ -22,11 +22,13 @@ use serde::Serialize;
 
 use crate::train::checkpoint::{RunState, complete_checkpoints};
 use crate::train::grads::average_and_clip;
-use crate::train::job::STOP_AFTER;
 use crate::train::log::{ProgressLine, StepFigures};
 use crate::train::output::EpisodeOutput;
 use crate::train::schedule::RunPlan;
 use crate::train::trainer::LclTrainer;
+
+/// Reason of the stop `--stop-after` asks for.
+pub const STOP_AFTER: &str = "stopped after";
 
 /// Settings of the loop.
 #[derive(Debug, Clone)]

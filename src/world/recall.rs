@@ -8,7 +8,7 @@
 use lcl_model::rng::Rng;
 
 use crate::data::conversation::{Conversation, Turn};
-use crate::sampler::random_label;
+use crate::data::draw::random_label;
 
 /// Conversations in `text/recall.json`.
 pub const RECALL_CONVERSATIONS: usize = 10_000;

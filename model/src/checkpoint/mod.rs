@@ -3,6 +3,7 @@
 mod error;
 mod files;
 mod loader;
+pub mod naming;
 
 pub use error::{LoadError, ShapeMismatch};
 pub use files::{TensorEntry, WeightFiles};
