@@ -3,7 +3,7 @@
 # data set, a mini CLIP trained contrastively on the real world, class neighbours, a fresh
 # mini LLaMA taught to caption (the vanilla model), then the LCL model's chain from the shipped
 # induction weights (checkpoints/mini/induction; how they were grown is in
-# docs/miniature-log.md): the recognition stage, the decoder grown to six layers, LCL
+# research/miniature-log.md): the recognition stage, the decoder grown to six layers, LCL
 # interleaved with captions, LCL with one-letter names, names of growing length, then
 # [2-way-weight] (configs/mini/lcl-2way-weight.toml); the f16 export of both models into
 # checkpoints/mini (what the repository ships) and the default evaluation of them. Run from

@@ -154,7 +154,8 @@ fn the_miniature_configs_parse() {
         (lcl.sampler.shot_split, lcl.sampler.label_letters),
         (ShotSplit::Independent, 12)
     );
-    let link = RunConfig::from_file(&dir.join("link-identical.toml")).unwrap();
+    let research = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("research/configs");
+    let link = RunConfig::from_file(&research.join("link-identical.toml")).unwrap();
     assert_eq!(link.sampler.ways, 4);
     assert_eq!(link.sampler.negative_label, NegativeLabel::Invented);
     assert_eq!(link.training.supervise, Supervision::RepeatedLabels);

@@ -116,7 +116,11 @@ fn eval_writes_predictions_results_and_table_and_resumes() {
     assert_eq!(results["runs"][0]["shots"]["2"]["total"], 4);
     assert!(out.join("results.md").is_file());
     let plot = image::open(out.join("accuracy.png")).expect("a PNG plot");
-    assert_eq!((plot.width(), plot.height()), (900, 560));
+    assert_eq!(
+        (plot.width(), plot.height()),
+        (420 + 250, 460),
+        "one panel (one scoring mode) and the legend beside it"
+    );
     let rgb = plot.to_rgb8();
     assert!(
         rgb.pixels().any(|p| p.0 != [255, 255, 255]),

@@ -14,7 +14,7 @@ use crate::data::eval_episodes::draw_test_classes;
 use crate::data::image_folder::ImageFolder;
 use crate::data::split::ClassSplit;
 use crate::eval::job::evaluate;
-use crate::eval::plot::{Line, plot_lines};
+use crate::eval::plot::{Figure, Line, Panel, plot};
 use crate::eval::request::{AblationKind, EvalRequest};
 use crate::eval::run::ScoreMode;
 use crate::model_folder::Precision;
@@ -305,21 +305,36 @@ fn write_report(request: &DefaultEvalRequest, results: &DefaultResults) -> Resul
         serde_json::to_string_pretty(results)? + "\n",
     )
     .with_context(|| format!("{}: cannot write results.json", out.display()))?;
-    let lines: Vec<Line> = results
-        .suites
+    let mut suites: Vec<&str> = Vec::new();
+    for row in &results.suites {
+        if !suites.contains(&row.suite.as_str()) {
+            suites.push(&row.suite);
+        }
+    }
+    let panels = suites
         .iter()
-        .map(|row| Line {
-            name: format!("{}, {}", row.model, row.suite),
-            points: row.accuracy.iter().map(|&(n, a)| (n as f64, a)).collect(),
+        .map(|suite| Panel {
+            title: suite.to_string(),
+            lines: results
+                .suites
+                .iter()
+                .filter(|row| row.suite == *suite)
+                .map(|row| Line {
+                    name: row.model.clone(),
+                    points: row.accuracy.iter().map(|&(n, a)| (n as f64, a)).collect(),
+                })
+                .collect(),
         })
         .collect();
-    plot_lines(
-        &lines,
-        "miniature: vanilla vs LCL (and the vision tower alone)",
-        "shots",
+    plot(
+        &Figure {
+            title: "miniature: vanilla vs LCL (and the vision tower alone)".into(),
+            x_label: "shots".into(),
+            panels,
+        },
         &out.join("accuracy.png"),
     )?;
-    let lines: Vec<Line> = results
+    let lines = results
         .false_labels
         .iter()
         .map(|row| Line {
@@ -327,13 +342,18 @@ fn write_report(request: &DefaultEvalRequest, results: &DefaultResults) -> Resul
             points: row.accuracy.iter().map(|&(r, a)| (r * 100.0, a)).collect(),
         })
         .collect();
-    plot_lines(
-        &lines,
-        &format!(
-            "ISEKAI-10, {} shots: false-label ratio",
-            request.ablation_shots
-        ),
-        "false labels (%)",
+    plot(
+        &Figure {
+            title: format!(
+                "ISEKAI-10, {} shots: false-label ratio",
+                request.ablation_shots
+            ),
+            x_label: "false labels (%)".into(),
+            panels: vec![Panel {
+                title: "ISEKAI-10".into(),
+                lines,
+            }],
+        },
         &out.join("false-labels.png"),
     )
 }

@@ -10,7 +10,7 @@ use lcl_model::{ClipVisionConfig, GenerationConfig};
 use crate::data::eval_episodes::{Ablation, EvalEpisode, episode_images};
 use crate::eval::answerer::Answerer;
 use crate::eval::inputs::InputsRecord;
-use crate::eval::plot::{Line, plot_lines};
+use crate::eval::plot::{Figure, Line, Panel, plot as plot_figure};
 use crate::eval::report::Results;
 use crate::eval::request::{AblationKind, EvalRequest};
 use crate::eval::run::{RunCache, ScoreMode, read_predictions, run_episodes};
@@ -24,6 +24,8 @@ type Columns = Vec<(usize, Vec<EvalEpisode>)>;
 /// One row of the table: a name, a scoring mode and its columns.
 struct RowPlan {
     name: String,
+    /// The row's name without its scoring mode (the same for every mode).
+    label: String,
     mode: ScoreMode,
     /// The corrupted position of a position-ablation row.
     position: Option<usize>,
@@ -70,6 +72,7 @@ fn plan(request: &EvalRequest, suite: &Suite) -> Result<Vec<RowPlan>> {
     for mode in &request.scores {
         for (name, position, columns) in &rows {
             plans.push(RowPlan {
+                label: name.clone(),
                 name: match mode {
                     ScoreMode::Generate => name.clone(),
                     ScoreMode::Likelihood => format!("{name} likelihood"),
@@ -197,8 +200,9 @@ pub fn evaluate(request: &EvalRequest, device: &Device) -> Result<Results> {
     Ok(results)
 }
 
-/// The run's plot: accuracy against shots (one line per row of this run), or for the
-/// position ablation accuracy against the corrupted position (one line per scoring mode).
+/// The run's plot: accuracy against shots, one panel per scoring mode and one line per row
+/// (suite or false-label ratio); for the position ablation accuracy against the corrupted
+/// position, one line per scoring mode.
 fn plot(request: &EvalRequest, suite: &Suite, runs: &[RowPlan], results: &Results) -> Result<()> {
     let accuracy = |name: &str, shots: usize| {
         results
@@ -208,13 +212,14 @@ fn plot(request: &EvalRequest, suite: &Suite, runs: &[RowPlan], results: &Result
             .and_then(|r| r.shots.get(&shots))
             .map(|cell| cell.accuracy)
     };
-    let (lines, title, x_label, file): (Vec<Line>, String, &str, &str) = match request.ablation {
+    let mode_name = |mode: &ScoreMode| format!("{mode:?}").to_lowercase();
+    let (figure, file) = match request.ablation {
         Some(AblationKind::Position) => {
             let lines = request
                 .scores
                 .iter()
                 .map(|mode| Line {
-                    name: format!("{} {mode:?}", suite.name).to_lowercase(),
+                    name: mode_name(mode),
                     points: runs
                         .iter()
                         .filter(|r| r.mode == *mode)
@@ -225,21 +230,36 @@ fn plot(request: &EvalRequest, suite: &Suite, runs: &[RowPlan], results: &Result
                         .collect(),
                 })
                 .collect();
-            let title = format!(
-                "{}: one corrupted label in {} shots",
-                suite.name, request.position_shots
-            );
-            (lines, title, "corrupted position", "position.png")
+            let figure = Figure {
+                title: format!(
+                    "{}: one corrupted label in {} shots",
+                    suite.name, request.position_shots
+                ),
+                x_label: "corrupted position".into(),
+                panels: vec![Panel {
+                    title: suite.name.clone(),
+                    lines,
+                }],
+            };
+            (figure, "position.png")
         }
         ablation => {
-            let lines = runs
+            let panels = request
+                .scores
                 .iter()
-                .map(|r| Line {
-                    name: r.name.clone(),
-                    points: r
-                        .columns
+                .map(|mode| Panel {
+                    title: mode_name(mode),
+                    lines: runs
                         .iter()
-                        .filter_map(|(n, _)| Some((*n as f64, accuracy(&r.name, *n)?)))
+                        .filter(|r| r.mode == *mode)
+                        .map(|r| Line {
+                            name: r.label.clone(),
+                            points: r
+                                .columns
+                                .iter()
+                                .filter_map(|(n, _)| Some((*n as f64, accuracy(&r.name, *n)?)))
+                                .collect(),
+                        })
                         .collect(),
                 })
                 .collect();
@@ -251,8 +271,13 @@ fn plot(request: &EvalRequest, suite: &Suite, runs: &[RowPlan], results: &Result
             } else {
                 (suite.name.clone(), "accuracy.png")
             };
-            (lines, title, "shots", file)
+            let figure = Figure {
+                title,
+                x_label: "shots".into(),
+                panels,
+            };
+            (figure, file)
         }
     };
-    plot_lines(&lines, &title, x_label, &request.out.join(file))
+    plot_figure(&figure, &request.out.join(file))
 }

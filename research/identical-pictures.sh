@@ -2,9 +2,9 @@
 # A copy of an image folder in which every picture of a class is its class's first picture
 # (hard links, no extra disk), under the original file names: a sampler still draws distinct
 # files, but a query picture is exactly its support pictures. The easiest link to learn: the
-# miniature's configs/mini/link-identical.toml trains on it. Beside world/real/images, the
+# miniature's research/configs/link-identical.toml trains on it. Beside world/real/images, the
 # copy finds the same names file (LOC_synset_mapping.txt in its parent folder).
-#   bash scripts/identical-pictures.sh world/real/images world/real/same-pictures
+#   bash research/identical-pictures.sh world/real/images world/real/same-pictures
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n 2,7p "$0"; exit 2; }
 source="$1" out="$2"

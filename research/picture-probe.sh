@@ -5,8 +5,8 @@
 # model that names what it sees scores the true captions clearly lower; equal scores mean its
 # answers do not depend on the picture. TEXT=FILE.json scores a text-only file as well (e.g.
 # the induction corpus, to see that copying stayed). Seconds per file on the miniature.
-#   bash scripts/picture-probe.sh MODEL CAPTIONS.json IMAGES OUT [N]
-#   bash scripts/picture-probe.sh checkpoints/mini/vanilla world/real/captions.json world/real/images runs/picture-probe
+#   bash research/picture-probe.sh MODEL CAPTIONS.json IMAGES OUT [N]
+#   bash research/picture-probe.sh checkpoints/mini/vanilla world/real/captions.json world/real/images runs/picture-probe
 set -euo pipefail
 [ $# -ge 4 ] || { sed -n 2,9p "$0"; exit 2; }
 MODEL="$1" CAPTIONS="$2" IMAGES="$3" OUT="$4" N="${5:-400}"

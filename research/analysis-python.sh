@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints a python3 that can import sentencepiece (the probes' token counts), building
 # <repo>/.analysis-venv with it when the system python lacks it. Used by copy-floor.sh and
-# induction-probe.sh:  PY="$(bash scripts/analysis-python.sh)"
+# induction-probe.sh:  PY="$(bash research/analysis-python.sh)"
 set -euo pipefail
 if python3 -c 'import sentencepiece' 2>/dev/null; then
     echo python3

@@ -4,7 +4,7 @@
 # class or concept renamed to a random letter (two classes of one episode never share one).
 # Writes OUT/names-letters.txt (a class names file for `lcl test-classes --names`, held-out
 # species renamed, consecutive ones different) and OUT/isekai-{pair,10}-letters.jsonl.
-#   bash scripts/letter-names.sh WORLD OUT
+#   bash research/letter-names.sh WORLD OUT
 #   lcl test-classes --data WORLD/real/images --names OUT/names-letters.txt --split WORLD/real/heldout-classes.txt --out OUT/heldout-letters.jsonl --context 8 --queries 4
 #   lcl eval --model M --suite OUT/isekai-pair-letters.jsonl --images WORLD --score likelihood ...
 set -euo pipefail

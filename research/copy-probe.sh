@@ -6,7 +6,7 @@
 # Every answer letter is predictable by copying and by nothing else, so the loss falls well
 # below the no-copy level (about 2.8 here) once copying is learnt. Watch `OUT/steps.jsonl`.
 # Run from the repository root (python3's standard library writes the corpus):
-#   bash scripts/copy-probe.sh models/mini-init runs/copy-probe [steps] [batch] [lr]
+#   bash research/copy-probe.sh models/mini-init runs/copy-probe [steps] [batch] [lr]
 # STRINGS=MIN-MAX draws the number of strings per conversation uniformly (default 8-8); a
 # probe run with STRINGS=24-24 and a tiny lr (1e-12) measures whether a model's copying holds
 # beyond the lengths it was trained on.

@@ -6,7 +6,7 @@
 # without linking it to the query picture splits the first two counts evenly, however well it
 # copies the rest of the name; only a model that links the query to its support pictures
 # favours the positive. Accuracy alone mixes the two (a linked but misspelt name scores 0).
-#   bash scripts/link-choice.sh RUN/predictions.jsonl
+#   bash research/link-choice.sh RUN/predictions.jsonl
 set -euo pipefail
 [ $# -eq 1 ] || { sed -n 2,9p "$0"; exit 2; }
 python3 - "$1" <<'EOF'

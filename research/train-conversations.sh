@@ -4,7 +4,7 @@
 # OUT/run, stopping after STEPS optimiser steps. BACKEND (default flex) picks the backend;
 # EPOCHS (default 1) passes over the file set the length of the cosine schedule; IMAGES (default
 # OUT) is the folder the conversations' pictures are relative to.
-#   bash scripts/train-conversations.sh MODEL CONVERSATIONS.json OUT NAME STEPS BATCH LR
+#   bash research/train-conversations.sh MODEL CONVERSATIONS.json OUT NAME STEPS BATCH LR
 set -euo pipefail
 MODEL="$1" FILE="$2" OUT="$3" NAME="$4" STEPS="$5" BATCH="$6" LR="$7"
 cat > "$OUT/$NAME.toml" <<TOML

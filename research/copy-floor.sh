@@ -5,7 +5,7 @@
 # of them at random (weighted by how often each is shown) and gets every template token right.
 # A model whose loss on the file is above this floor does not look values up by their key.
 #
-# Usage: scripts/copy-floor.sh CONVERSATIONS.json TOKENIZER.model ANSWER PAIR_REGEX [N]
+# Usage: research/copy-floor.sh CONVERSATIONS.json TOKENIZER.model ANSWER PAIR_REGEX [N]
 #   ANSWER      the answer turn with {} for the value, e.g. 'it is "{}".'; a {k} in it stands
 #               for the key the answer repeats (taken from each answer), e.g. '"{k}" is "{}".'
 #   PAIR_REGEX  a Python regex whose group 1 is a value in the first turn, e.g. '" is "([a-z]+)"'

@@ -11,7 +11,7 @@
 # keeps in OUT/levels.txt: knowing which letter pieces were shown but not their order, and the
 # floor of perfect copying, where only each word's start is a guess among the words not said.
 # Run from the repository root (scripts/induction-corpus.sh writes the corpus):
-#   bash scripts/induction-probe.sh MODEL OUT [steps] [batch] [lr]
+#   bash research/induction-probe.sh MODEL OUT [steps] [batch] [lr]
 # WORDS=MIN-MAX words per conversation (default 8-8), LETTERS=MIN-MAX letters per word
 # (default 3-8), SEED (default 23) of the 40,000 conversations (passed to induction-corpus.sh).
 set -euo pipefail
@@ -21,7 +21,7 @@ STEPS="${3:-5000}"
 BATCH="${4:-8}"
 LR="${5:-1e-3}"
 mkdir -p "$OUT"
-bash "$(dirname "$0")/induction-corpus.sh" "$OUT/induction.json"
+bash "$(dirname "$0")/../scripts/induction-corpus.sh" "$OUT/induction.json"
 PY="$(bash "$(dirname "$0")/analysis-python.sh")"
 "$PY" - "$OUT/induction.json" "$MODEL/tokenizer.model" <<'PY' | tee "$OUT/levels.txt"
 import json, math, sys

@@ -3,7 +3,7 @@
 # look-up conversations with one-letter keys and values (each a single token of the miniature's
 # tokenizer), eight pairs and four questions each:
 #   USER: Remember: "o" is "z". "r" is "q". ... What is "f"?   ASSISTANT: it is "d".
-# Copying one of the shown values at random gives the loss floor `scripts/copy-floor.sh` prints
+# Copying one of the shown values at random gives the loss floor `research/copy-floor.sh` prints
 # for the corpus (0.238 per supervised token); only a model that finds the key's own value gets
 # below it. Watch `OUT/run/steps.jsonl`.
 # FORMAT=adjacent writes each pair as one quoted "k v" (the value two tokens after its key
@@ -13,7 +13,7 @@
 # far after the key in the answer as in the context, as a label does after its picture in an
 # LCL episode: ... What is "f"?  ASSISTANT: "f" is "d".
 # Run from the repository root (python3's standard library writes the corpus):
-#   bash scripts/lookup-probe.sh MODEL OUT [steps] [batch] [lr]
+#   bash research/lookup-probe.sh MODEL OUT [steps] [batch] [lr]
 set -euo pipefail
 MODEL="${1:?model folder}"
 OUT="${2:?run folder}"
