@@ -16,6 +16,7 @@ pub mod infer;
 pub mod model_folder;
 pub mod neighbors;
 pub mod npy;
+pub mod parity;
 pub mod progress;
 pub mod template;
 pub mod tokenizer;

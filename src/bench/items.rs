@@ -61,15 +61,22 @@ pub struct Timing {
     pub min_seconds: f64,
 }
 
-/// Runs `item` on `device` and measures it.
-pub fn measure(item: &str, device: &Device, timing: Timing) -> Result<Measurement> {
+/// Runs `item` on `device` with weights and inputs in `dtype` (the real-shape items; the
+/// tiny ones are f32) and measures it.
+pub fn measure(item: &str, device: &Device, timing: Timing, dtype: DType) -> Result<Measurement> {
+    if !device.supports_dtype(dtype) {
+        bail!("this device cannot compute in {dtype:?}");
+    }
     let (times, work) = match item {
-        "matmul" => matmul(device, timing),
-        "clip-b1" => clip(1, device, timing),
-        "clip-b16" => clip(16, device, timing),
-        "llama-layer-prefill" => llama_prefill(1, device, timing),
-        "llama-7b-prefill" => llama_prefill(32, device, timing),
-        "llama-layer-decode" => llama_decode(device, timing),
+        "matmul" => matmul(device, timing, dtype),
+        "clip-b1" => clip(1, device, timing, dtype),
+        "clip-b16" => clip(16, device, timing, dtype),
+        "llama-layer-prefill" => llama_prefill(1, device, timing, dtype),
+        "llama-7b-prefill" => llama_prefill(32, device, timing, dtype),
+        "llama-layer-decode" => llama_decode(1, device, timing, dtype),
+        "llama-7b-decode" => llama_decode(32, device, timing, dtype),
+        "llama-7b-train-step" => lcl_7b_train_step(false, device, timing, dtype)?,
+        "llama-7b-lora-step" => lcl_7b_train_step(true, device, timing, dtype)?,
         "tiny-train-step" => tiny_train_step(device, timing),
         "tiny-generate" => tiny_generate(false, device, timing)?,
         "tiny-generate-reuse" => tiny_generate(true, device, timing)?,
@@ -128,29 +135,41 @@ fn consume<const D: usize>(output: Tensor<D>) {
     std::hint::black_box(sum);
 }
 
-fn matmul(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
+fn matmul(device: &Device, timing: Timing, dtype: DType) -> (Vec<f64>, f64) {
     let n = MATMUL_SIZE;
-    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), (device, dtype));
     let times = timed(device, timing, || consume(a.clone().matmul(b.clone())));
     (times, 2.0 * (n as f64).powi(3))
 }
 
-/// CLIP ViT-L/14 at 224 px.
-fn clip(batch: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
-    let config: ClipVisionConfig = serde_json::from_str(
+/// CLIP ViT-L/14 at 224 px (the LCL release's tower).
+fn clip_vit_l14() -> ClipVisionConfig {
+    serde_json::from_str(
         r#"{"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
             "num_attention_heads": 16, "image_size": 224, "patch_size": 14}"#,
     )
-    .expect("a CLIP config");
-    let tower =
-        ClipVisionTransformer::load(&mut WeightLoader::init(0.02, device, DType::F32), &config)
-            .expect("fresh weights");
+    .expect("a CLIP config")
+}
+
+/// LLaMA-7B with `layers` decoder layers and a vocabulary of `vocab`.
+fn llama_7b_config(layers: usize, vocab: usize) -> LlamaConfig {
+    serde_json::from_str(&format!(
+        r#"{{"vocab_size": {vocab}, "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": {layers}, "num_attention_heads": 32}}"#
+    ))
+    .expect("a LLaMA config")
+}
+
+fn clip(batch: usize, device: &Device, timing: Timing, dtype: DType) -> (Vec<f64>, f64) {
+    let config = clip_vit_l14();
+    let tower = ClipVisionTransformer::load(&mut WeightLoader::init(0.02, device, dtype), &config)
+        .expect("fresh weights");
     let side = config.image_size;
     let pixels = Tensor::<4>::random(
         [batch, 3, side, side],
         Distribution::Normal(0.0, 1.0),
-        device,
+        (device, dtype),
     );
     let times = timed(device, timing, || {
         consume(tower.hidden_state(pixels.clone(), -2))
@@ -159,22 +178,25 @@ fn clip(batch: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
 }
 
 /// LLaMA-7B widths with `layers` decoder layers and a small vocabulary (not timed).
-fn llama_7b(layers: usize, device: &Device) -> Llama {
-    let config: LlamaConfig = serde_json::from_str(&format!(
-        r#"{{"vocab_size": 256, "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": {layers}, "num_attention_heads": 32}}"#
-    ))
-    .expect("a LLaMA config");
-    Llama::load(&mut WeightLoader::init(0.02, device, DType::F32), &config).expect("fresh weights")
+fn llama_7b(layers: usize, device: &Device, dtype: DType) -> Llama {
+    Llama::load(
+        &mut WeightLoader::init(0.02, device, dtype),
+        &llama_7b_config(layers, 256),
+    )
+    .expect("fresh weights")
 }
 
-fn episode_embeds(len: usize, device: &Device) -> Tensor<3> {
-    Tensor::<3>::random([1, len, 4096], Distribution::Normal(0.0, 0.02), device)
+fn episode_embeds(len: usize, device: &Device, dtype: DType) -> Tensor<3> {
+    Tensor::<3>::random(
+        [1, len, 4096],
+        Distribution::Normal(0.0, 0.02),
+        (device, dtype),
+    )
 }
 
-fn llama_prefill(layers: usize, device: &Device, timing: Timing) -> (Vec<f64>, f64) {
-    let llm = llama_7b(layers, device);
-    let embeds = episode_embeds(EPISODE_TOKENS, device);
+fn llama_prefill(layers: usize, device: &Device, timing: Timing, dtype: DType) -> (Vec<f64>, f64) {
+    let llm = llama_7b(layers, device, dtype);
+    let embeds = episode_embeds(EPISODE_TOKENS, device, dtype);
     let valid = vec![vec![true; EPISODE_TOKENS]];
     let times = timed(device, timing, || {
         let mut cache = KvCache::new(llm.num_layers());
@@ -183,17 +205,17 @@ fn llama_prefill(layers: usize, device: &Device, timing: Timing) -> (Vec<f64>, f
     (times, EPISODE_TOKENS as f64)
 }
 
-fn llama_decode(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
-    let llm = llama_7b(1, device);
-    let mut cache = KvCache::new(1);
+fn llama_decode(layers: usize, device: &Device, timing: Timing, dtype: DType) -> (Vec<f64>, f64) {
+    let llm = llama_7b(layers, device, dtype);
+    let mut cache = KvCache::new(layers);
     llm.forward_hidden(
-        episode_embeds(EPISODE_TOKENS, device),
+        episode_embeds(EPISODE_TOKENS, device, dtype),
         &[vec![true; EPISODE_TOKENS]],
         &mut cache,
     );
     // Successive steps on one cache, as generation runs them: each timed step appends one
     // token to a cache of about 4,900 (the warm-up step makes the cache's headroom).
-    let step = episode_embeds(1, device);
+    let step = episode_embeds(1, device, dtype);
     let times = timed(device, timing, || {
         consume(llm.forward_hidden(step.clone(), &[vec![true]], &mut cache));
     });
@@ -213,19 +235,26 @@ fn tiny_config() -> LclConfig {
     }
 }
 
-/// The synthetic tiny batch: per row 17 image blocks each followed by 10 text ids, then a
-/// 12-id supervised answer (as `tiny_batch` of the Python side).
-fn tiny_items(patches: usize, image_size: usize, image_patch_id: u32) -> Vec<EpisodeItem> {
+/// A synthetic training batch of `rows` episodes: per row 17 image blocks each followed by
+/// `text_per_image` text ids, then a 12-id supervised answer (as `tiny_batch` of the Python
+/// side).
+fn synthetic_items(
+    rows: usize,
+    patches: usize,
+    image_size: usize,
+    text_per_image: usize,
+    image_patch_id: u32,
+) -> Vec<EpisodeItem> {
     let (patch, start, end) = (image_patch_id, image_patch_id + 1, image_patch_id + 2);
     let text = |seed: usize| 3 + (seed % (start as usize - 3)) as u32;
-    (0..TINY_BATCH)
+    (0..rows)
         .map(|r| {
             let mut ids = Vec::new();
             for i in 0..TINY_IMAGES {
                 ids.push(start);
                 ids.extend(std::iter::repeat_n(patch, patches));
                 ids.push(end);
-                ids.extend((0..TINY_TEXT_PER_IMAGE).map(|k| text(r * 31 + i * 7 + k)));
+                ids.extend((0..text_per_image).map(|k| text(r * 31 + i * 7 + k)));
             }
             ids.extend((0..TINY_ANSWER).map(|k| text(r * 13 + k * 5)));
             let mut labels = vec![IGNORE_INDEX; ids.len() - TINY_ANSWER];
@@ -254,9 +283,11 @@ fn tiny_train_step(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
         padding: Padding::Right,
         image_size: config.vision.image_size,
     };
-    let items = tiny_items(
+    let items = synthetic_items(
+        TINY_BATCH,
         config.vision.num_patches(),
         config.vision.image_size,
+        TINY_TEXT_PER_IMAGE,
         image_patch_id,
     );
     let batch = batcher.batch(items, &device.clone().autodiff());
@@ -266,6 +297,62 @@ fn tiny_train_step(device: &Device, timing: Timing) -> (Vec<f64>, f64) {
         trainer = optimizer.step(1e-4, trainer.clone(), grads);
     });
     (times, TINY_BATCH as f64)
+}
+
+/// Text ids after each image block of a 16-shot episode of the real model: 17 x (258 + 30)
+/// + the 12-id answer = 4,908 tokens.
+const REAL_TEXT_PER_IMAGE: usize = 30;
+
+/// One training step of the whole LCL-7B model as `lcl train` runs it (CLIP ViT-L/14
+/// frozen, projector, 32-layer LLaMA with the 32,003-token vocabulary; random weights) on one
+/// 16-shot episode of 4,908 tokens, with gradient checkpointing: full fine-tuning with f32
+/// master weights computing in `dtype` (mixed precision for bf16), or `lora` (rank 8 on every
+/// linear layer, the frozen base in `dtype`).
+fn lcl_7b_train_step(
+    lora: bool,
+    device: &Device,
+    timing: Timing,
+    dtype: DType,
+) -> Result<(Vec<f64>, f64)> {
+    let config = LclConfig {
+        llm: LlamaConfig {
+            mm_hidden_size: Some(1024),
+            ..llama_7b_config(32, 32003)
+        },
+        vision: clip_vit_l14(),
+    };
+    let image_patch_id = 32000;
+    let model = LclModel::init(&config, image_patch_id, 0.02, device, DType::F32);
+    let mut trainer = crate::train::LclTrainer::new(model).computing_in(dtype);
+    if lora {
+        let settings = crate::config::LoraConfig {
+            enabled: true,
+            ..crate::config::LoraConfig::default()
+        };
+        trainer = crate::train::lora::apply(trainer, &settings)?;
+    }
+    let mut trainer = trainer.train().with_gradient_checkpointing();
+    let train_device = device.clone().autodiff().gradient_checkpointing();
+    let batcher = EpisodeBatcher {
+        pad_id: 0,
+        padding: Padding::Right,
+        image_size: config.vision.image_size,
+    };
+    let items = synthetic_items(
+        1,
+        config.vision.num_patches(),
+        config.vision.image_size,
+        REAL_TEXT_PER_IMAGE,
+        image_patch_id,
+    );
+    let tokens = items[0].ids.len();
+    let batch = batcher.batch(items, &train_device);
+    let mut optimizer = AdamWConfig::new().init();
+    let times = timed(device, timing, || {
+        let grads = TrainStep::step(&trainer, batch.clone()).grads;
+        trainer = optimizer.step(2e-5, trainer.clone(), grads);
+    });
+    Ok((times, tokens as f64))
 }
 
 /// The ids of a synthetic tiny episode's support set: 16 image blocks, each followed by 10

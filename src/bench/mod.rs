@@ -14,10 +14,12 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 pub use items::{Measurement, Timing};
-pub use report::{Machine, Report, Row};
+pub use report::{Machine, Peaks, Report, Row};
+
+use crate::model_folder::Precision;
 
 /// Every item, in the order they run: (name, what one run is, with a PyTorch counterpart).
-pub const ITEMS: [(&str, &str, bool); 11] = [
+pub const ITEMS: [(&str, &str, bool); 14] = [
     ("matmul", "4096x4096 @ 4096x4096 f32", true),
     ("clip-b1", "CLIP ViT-L/14, 1 image, penultimate layer", true),
     ("clip-b16", "CLIP ViT-L/14, 16 images", true),
@@ -35,6 +37,21 @@ pub const ITEMS: [(&str, &str, bool); 11] = [
         "llama-7b-prefill",
         "LLaMA-7B, 32 layers, 4,900 tokens",
         true,
+    ),
+    (
+        "llama-7b-decode",
+        "LLaMA-7B, 32 layers, 1 token after 4,900",
+        false,
+    ),
+    (
+        "llama-7b-train-step",
+        "LCL-7B training step, one 4,908-token episode, f32 master weights, checkpointing",
+        false,
+    ),
+    (
+        "llama-7b-lora-step",
+        "LCL-7B LoRA step (rank 8, every linear layer), the same episode",
+        false,
     ),
     (
         "tiny-train-step",
@@ -63,8 +80,16 @@ pub const ITEMS: [(&str, &str, bool); 11] = [
     ),
 ];
 
-/// Memory the whole 7B model needs in f32 (weights alone are 27 GB).
+/// Host memory the whole 7B model needs on a CPU backend (f32 weights alone are 27 GB).
 const LLAMA_7B_BYTES: u64 = 40 << 30;
+
+/// The items that hold the whole 7B model.
+const WHOLE_7B: [&str; 4] = [
+    "llama-7b-prefill",
+    "llama-7b-decode",
+    "llama-7b-train-step",
+    "llama-7b-lora-step",
+];
 
 /// Everything `lcl bench` needs.
 #[derive(Debug, Clone)]
@@ -79,6 +104,11 @@ pub struct BenchRequest {
     pub torch_device: String,
     /// How long each item is timed.
     pub timing: Timing,
+    /// The dtype of the real-shape items' weights and inputs.
+    pub precision: Precision,
+    /// The device's dense peak (TFLOP/s in `precision`) and memory bandwidth (TB/s), for
+    /// MFU and bandwidth use.
+    pub peaks: Option<Peaks>,
     /// The JSON report to write.
     pub out: PathBuf,
 }
@@ -93,7 +123,8 @@ pub fn run(request: &BenchRequest, backend: &str) -> Result<Report> {
             );
         }
     }
-    let machine = Machine::this(backend);
+    let machine = Machine::this(backend, request.precision, request.peaks);
+    let cpu = matches!(backend, "flex" | "ndarray");
     let mut rows = Vec::new();
     for (name, what, has_torch) in ITEMS {
         if !request.items.iter().any(|item| item == name) {
@@ -101,7 +132,7 @@ pub fn run(request: &BenchRequest, backend: &str) -> Result<Report> {
         }
         eprintln!("bench: {name} ({what}) ...");
         let mut row = Row::new(name, what);
-        if name == "llama-7b-prefill" && machine.memory_bytes < LLAMA_7B_BYTES {
+        if cpu && WHOLE_7B.contains(&name) && machine.memory_bytes < LLAMA_7B_BYTES {
             row.note = Some(format!(
                 "skipped: needs about {} GiB, the machine has {} GiB",
                 LLAMA_7B_BYTES >> 30,
@@ -111,7 +142,7 @@ pub fn run(request: &BenchRequest, backend: &str) -> Result<Report> {
             continue;
         }
         let mut failures = Vec::new();
-        match run_ours(name, request.timing) {
+        match run_ours(name, request.timing, request.precision) {
             Ok(m) => row.ours = Some(m),
             Err(err) => failures.push(format!("ours: {err:#}")),
         }
@@ -147,11 +178,12 @@ fn timing_args(timing: Timing) -> [String; 4] {
     ]
 }
 
-fn run_ours(item: &str, timing: Timing) -> Result<Measurement> {
+fn run_ours(item: &str, timing: Timing, precision: Precision) -> Result<Measurement> {
     let exe = std::env::current_exe().context("cannot find this program")?;
     let mut command = Command::new(exe);
     command
         .args(["bench", "--item", item])
+        .args(["--dtype", &format!("{precision:?}").to_lowercase()])
         .args(timing_args(timing));
     last_json_line(command, &format!("lcl bench --item {item}"))
 }

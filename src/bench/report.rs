@@ -4,6 +4,17 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bench::items::{EPISODE_TOKENS, MATMUL_SIZE, Measurement};
+use crate::model_folder::Precision;
+
+/// A device's dense peak rate and memory bandwidth, what MFU and bandwidth use are read
+/// against.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    /// Dense peak in the run's precision, TFLOP/s.
+    pub tflops: f64,
+    /// Memory bandwidth, TB/s.
+    pub bandwidth_tbps: Option<f64>,
+}
 
 /// The machine a report was measured on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,11 +27,17 @@ pub struct Machine {
     pub memory_bytes: u64,
     /// Our backend.
     pub backend: String,
+    /// Precision of the real-shape items.
+    #[serde(default)]
+    pub precision: Precision,
+    /// The device's peaks, when given.
+    #[serde(default)]
+    pub peaks: Option<Peaks>,
 }
 
 impl Machine {
-    /// This machine, running `backend`.
-    pub fn this(backend: &str) -> Self {
+    /// This machine, running `backend` at `precision`.
+    pub fn this(backend: &str, precision: Precision, peaks: Option<Peaks>) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -38,6 +55,8 @@ impl Machine {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_bytes,
             backend: backend.to_string(),
+            precision,
+            peaks,
         }
     }
 }
@@ -77,15 +96,34 @@ pub fn flops(item: &str) -> Option<f64> {
     // One LLaMA-7B layer: projections and MLP per token, causal attention (half the square).
     let per_token = 2.0 * (4.0 * 4096.0 * 4096.0 + 3.0 * 4096.0 * 11008.0);
     let prefill = t * per_token + 2.0 * t * t * 4096.0;
+    let decode = per_token + 4.0 * t * 4096.0;
     match item {
         "matmul" => Some(2.0 * n * n * n),
         "clip-b1" => Some(clip),
         "clip-b16" => Some(16.0 * clip),
         "llama-layer-prefill" => Some(prefill),
         "llama-7b-prefill" => Some(32.0 * prefill),
-        "llama-layer-decode" => Some(per_token + 4.0 * t * 4096.0),
+        "llama-layer-decode" => Some(decode),
+        "llama-7b-decode" => Some(32.0 * decode),
+        // Model FLOPs: forward and backward (three forwards) of the decoder, the frozen
+        // tower's forward; the checkpointing recompute is not counted.
+        "llama-7b-train-step" => Some(3.0 * 32.0 * prefill + 17.0 * clip),
+        // LoRA: the backward computes input gradients but no base-weight gradient.
+        "llama-7b-lora-step" => Some(2.0 * 32.0 * prefill + 17.0 * clip),
         _ => None,
     }
+}
+
+/// Bytes one decode step reads at `bytes_per_value`: the weights and the KV cache.
+pub fn decode_bytes(item: &str, bytes_per_value: f64) -> Option<f64> {
+    let layer_weights = 4.0 * 4096.0 * 4096.0 + 3.0 * 4096.0 * 11008.0;
+    let cache = 2.0 * EPISODE_TOKENS as f64 * 4096.0;
+    let layers = match item {
+        "llama-layer-decode" => 1.0,
+        "llama-7b-decode" => 32.0,
+        _ => return None,
+    };
+    Some(layers * (layer_weights + cache) * bytes_per_value)
 }
 
 /// The unit of an item's throughput (work per second).
@@ -93,7 +131,12 @@ fn unit(item: &str) -> &'static str {
     match item {
         "matmul" => "GFLOP/s",
         "clip-b1" | "clip-b16" => "images/s",
-        "llama-layer-prefill" | "llama-7b-prefill" | "llama-layer-decode" => "tokens/s",
+        "llama-layer-prefill"
+        | "llama-7b-prefill"
+        | "llama-layer-decode"
+        | "llama-7b-decode"
+        | "llama-7b-train-step"
+        | "llama-7b-lora-step" => "tokens/s",
         _ => "episodes/s",
     }
 }
@@ -149,18 +192,37 @@ impl Report {
         )
     }
 
-    /// The table: medians, ratio, throughput, share of the matmul rate, peak memory.
+    /// The table: medians, ratio, throughput, share of the matmul rate, peak memory; with
+    /// the device's peaks, MFU (or, for decoding, the share of the memory bandwidth).
     pub fn markdown(&self) -> String {
         let m = &self.machine;
+        let peaks = m.peaks;
         let mut text = format!(
-            "{} ({} threads, {:.0} GiB), backend {}\n\n\
-             | item | ours | PyTorch | ratio | ours | PyTorch | ours, of matmul | PyTorch, of matmul | peak MiB ours / PyTorch |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "{} ({} threads, {:.0} GiB), backend {}, {:?}{}\n\n\
+             | item | ours | PyTorch | ratio | ours | PyTorch | ours, of matmul | PyTorch, of matmul | peak MiB ours / PyTorch |{}\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
             m.cpu,
             m.threads,
             m.memory_bytes as f64 / (1u64 << 30) as f64,
-            m.backend
+            m.backend,
+            m.precision,
+            peaks.map_or(String::new(), |p| format!(
+                "; device peak {} TFLOP/s{}",
+                p.tflops,
+                p.bandwidth_tbps
+                    .map_or(String::new(), |b| format!(", {b} TB/s"))
+            )),
+            if peaks.is_some() {
+                " MFU / of bandwidth |"
+            } else {
+                ""
+            },
+            if peaks.is_some() { "---:|" } else { "" },
         );
+        let value_bytes = match m.precision {
+            Precision::F32 => 4.0,
+            Precision::Bf16 | Precision::F16 => 2.0,
+        };
         let (ours_rate, torch_rate) = self.matmul_rates();
         for row in &self.rows {
             if let Some(note) = &row.note {
@@ -186,13 +248,31 @@ impl Report {
                 }
                 _ => "-".into(),
             };
+            // Device memory where the backend reports it (a GPU), else the process's.
             let memory = |m: &Option<Measurement>| {
                 m.as_ref()
-                    .and_then(|m| m.peak_rss_mib)
+                    .and_then(|m| m.peak_device_mib.or(m.peak_rss_mib))
                     .map_or("-".into(), |mib| format!("{mib:.0}"))
             };
+            let use_of_peak = match (peaks, &row.ours) {
+                (Some(p), Some(ours)) => {
+                    let of_bandwidth = decode_bytes(&row.item, value_bytes)
+                        .zip(p.bandwidth_tbps)
+                        .map(|(bytes, bw)| {
+                            format!(
+                                "{:.0}% of bandwidth",
+                                100.0 * bytes / ours.median_s / (bw * 1e12)
+                            )
+                        });
+                    let mfu = flops(&row.item)
+                        .map(|f| format!("{:.0}%", 100.0 * f / ours.median_s / (p.tflops * 1e12)));
+                    format!(" {} |", of_bandwidth.or(mfu).unwrap_or_else(|| "-".into()))
+                }
+                (Some(_), None) => " - |".into(),
+                (None, _) => String::new(),
+            };
             text.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |{use_of_peak}\n",
                 row.item,
                 time(&row.ours),
                 time(&row.torch),
@@ -253,12 +333,14 @@ mod tests {
             2.0 * prefill / matmul,
             4900.0,
         ));
-        let report = Report {
+        let mut report = Report {
             machine: Machine {
                 cpu: "cpu".into(),
                 threads: 2,
                 memory_bytes: 1 << 30,
                 backend: "flex".into(),
+                precision: Precision::F32,
+                peaks: None,
             },
             rows,
         };
@@ -269,5 +351,22 @@ mod tests {
         );
         assert!(table.contains("| 50% | 25% | 100 / 100 |"), "{table}");
         assert_eq!(report.rows[1].ratio(), Some(1.0));
+
+        // With the device's peak: the matmul ran at 2n^3 FLOPs a second over a peak of
+        // 4 * 2n^3, i.e. 25% MFU.
+        report.machine.peaks = Some(Peaks {
+            tflops: 4.0 * matmul / 1e12,
+            bandwidth_tbps: None,
+        });
+        let table = report.markdown();
+        assert!(table.contains("| 100 / 100 | 25% |"), "{table}");
+    }
+
+    #[test]
+    fn a_decode_step_reads_every_weight_and_the_cache() {
+        let bytes = decode_bytes("llama-7b-decode", 2.0).unwrap();
+        // 32 layers of 202 M weights and a 4,900-token cache of 2 x 4,096 values, in bf16.
+        assert!((15.0e9..16.0e9).contains(&bytes), "{bytes}");
+        assert!(decode_bytes("clip-b1", 2.0).is_none());
     }
 }

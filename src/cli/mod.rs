@@ -6,6 +6,7 @@ mod data;
 mod eval;
 mod infer;
 mod model;
+mod parity;
 mod train;
 
 use anyhow::Result;
@@ -92,6 +93,12 @@ pub enum Command {
     ///
     /// Example: lcl bench --out runs/bench.json      (cargo xtask bench --backend wgpu ...)
     Bench(bench::BenchArgs),
+    /// Check this build on this device against the transformers fixtures (tests/fixtures:
+    /// CLIP, LLaMA and LCL logits, greedy ids, JPEG decoding, a training step's gradients;
+    /// bf16/f16 where the device computes in them): a table of largest differences.
+    ///
+    /// Example: LCL_DEVICE=cuda lcl parity
+    Parity(parity::ParityArgs),
 }
 
 impl Command {
@@ -110,6 +117,7 @@ impl Command {
             Command::InitModel(args) => model::init_model(args),
             Command::ExportModel(args) => model::export_model(args),
             Command::Bench(args) => bench::run(args),
+            Command::Parity(args) => parity::run(args),
         }
     }
 }
