@@ -40,6 +40,21 @@ def llama_7b(layers, vocab=256):
                        max_position_embeddings=8192)
 
 
+def cache_length(past):
+    """Tokens a KV cache holds: transformers 5's Cache objects or 4.x's tuples."""
+    if hasattr(past, "get_seq_length"):
+        return past.get_seq_length()
+    return past[0][0].shape[2]
+
+
+def repeat_cache(past, n):
+    """A one-row cache repeated for `n` rows (in place for a Cache object)."""
+    if hasattr(past, "batch_repeat_interleave"):
+        past.batch_repeat_interleave(n)
+        return past
+    return tuple((k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in past)
+
+
 def timed(fn, sync, min_runs, min_seconds):
     fn()  # warm-up
     sync()
@@ -92,7 +107,7 @@ def item_llama_decode(device, dtype):
 
     def run():
         # Successive steps on one cache, as generation runs them (as the Rust side).
-        cached = state["past"][0][0].shape[2]
+        cached = cache_length(state["past"])
         mask = torch.ones(1, cached + 1, device=device, dtype=torch.long)
         out = model(inputs_embeds=step, past_key_values=state["past"], attention_mask=mask,
                     use_cache=True)
@@ -207,8 +222,7 @@ def item_tiny_generate(reuse):
         def run():
             if reuse:
                 prefix = llm(inputs_embeds=embed(support[None], support_pixels), use_cache=True)
-                past = tuple((k.expand(TINY_QUERIES, -1, -1, -1), v.expand(TINY_QUERIES, -1, -1, -1))
-                             for k, v in prefix.past_key_values)
+                past = repeat_cache(prefix.past_key_values, TINY_QUERIES)
                 length = support.shape[0] + queries.shape[1]
                 mask = torch.ones(TINY_QUERIES, length, device=device, dtype=torch.long)
                 out = llm(inputs_embeds=embed(queries, query_pixels), past_key_values=past,

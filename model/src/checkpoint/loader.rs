@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use burn::module::{Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, RmsNorm, RmsNormConfig};
-use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 
 use super::{LoadError, ShapeMismatch, WeightFiles};
 
@@ -112,9 +112,28 @@ impl<'a> WeightLoader<'a> {
         shape: [usize; D],
         fresh: Fresh,
     ) -> Result<Param<Tensor<D>>, LoadError> {
+        self.param_stored(name, shape, fresh, false)
+    }
+
+    /// [`Self::param`] of a tensor stored as `shape`; with `transpose` (2-D only) it is
+    /// handed out transposed and contiguous (transposed on the host while it is read), as
+    /// the matrix products want it: no per-call copy of a strided view.
+    fn param_stored<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        fresh: Fresh,
+        transpose: bool,
+    ) -> Result<Param<Tensor<D>>, LoadError> {
         let full_name = format!("{}{name}", self.prefix);
         let files = match &self.mode {
-            Mode::Init { std } => return Ok(self.fresh(shape, fresh, *std)),
+            Mode::Init { std } => {
+                let mut shape = shape;
+                if transpose {
+                    shape.swap(0, 1);
+                }
+                return Ok(self.fresh(shape, fresh, *std));
+            }
             Mode::Check(files) | Mode::Load(files) => *files,
         };
         let Some(entry) = files.get(&full_name) else {
@@ -147,6 +166,11 @@ impl<'a> WeightLoader<'a> {
                 message: format!("{full_name} has dtype {:?}, not a float type", data.dtype()),
             });
         }
+        let data = if transpose {
+            transpose_2d(data)
+        } else {
+            data
+        };
         let tensor = Tensor::<D>::from_data(data, (&self.device, self.dtype));
         Ok(Param::from_tensor(tensor))
     }
@@ -192,13 +216,12 @@ impl<'a> WeightLoader<'a> {
         d_output: usize,
         bias: bool,
     ) -> Result<Linear, LoadError> {
-        let weight_name = format!("{name}.weight");
-        let weight = if matches!(self.mode, Mode::Init { .. }) {
-            self.param(&weight_name, [d_input, d_output], Fresh::Normal)?
-        } else {
-            self.param(&weight_name, [d_output, d_input], Fresh::Normal)?
-                .map(|w| w.transpose())
-        };
+        let weight = self.param_stored(
+            &format!("{name}.weight"),
+            [d_output, d_input],
+            Fresh::Normal,
+            true,
+        )?;
         let bias = if bias {
             Some(self.param(&format!("{name}.bias"), [d_output], Fresh::Zeros)?)
         } else {
@@ -272,5 +295,46 @@ impl<'a> WeightLoader<'a> {
             mis_shaped: self.mis_shaped,
             unexpected,
         })
+    }
+}
+
+/// A 2-D tensor's data `[rows, cols]` as its transpose `[cols, rows]`, in tiles so both
+/// sides stay in cache.
+fn transpose_2d(data: TensorData) -> TensorData {
+    let [rows, cols] = data.shape()[..] else {
+        return data;
+    };
+    let dtype = data.dtype();
+    let size = dtype.size();
+    let bytes = data.as_bytes();
+    let mut out = vec![0u8; bytes.len()];
+    const TILE: usize = 32;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    let from = (r * cols + c) * size;
+                    let to = (c * rows + r) * size;
+                    out[to..to + size].copy_from_slice(&bytes[from..from + size]);
+                }
+            }
+        }
+    }
+    TensorData::from_bytes_vec(out, vec![cols, rows], dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_matrix_is_handed_out_transposed() {
+        let data = TensorData::new((0..6).map(|v| v as f32).collect::<Vec<_>>(), [2, 3]);
+        let t = transpose_2d(data);
+        assert_eq!(t.shape().to_vec(), vec![3, 2]);
+        assert_eq!(
+            t.to_vec::<f32>().unwrap(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
     }
 }
