@@ -18,7 +18,8 @@ pub struct BenchArgs {
     /// Measure one item in this process and print its JSON result (what the run spawns).
     #[arg(long, hide = true)]
     item: Option<String>,
-    /// Skip the PyTorch side (which needs Debian's python3-torch; the script installs it).
+    /// Skip the PyTorch side (scripts/bench-torch.sh installs PyPI torch 2.15 + transformers
+    /// 5.24 into .bench-venv on first use, about 3 GB).
     #[arg(long)]
     no_torch: bool,
     /// PyTorch device: cpu (f32), or cuda (bf16) next to a GPU backend.

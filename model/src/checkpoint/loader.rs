@@ -166,11 +166,7 @@ impl<'a> WeightLoader<'a> {
                 message: format!("{full_name} has dtype {:?}, not a float type", data.dtype()),
             });
         }
-        let data = if transpose {
-            transpose_2d(data)
-        } else {
-            data
-        };
+        let data = if transpose { transpose_2d(data) } else { data };
         let tensor = Tensor::<D>::from_data(data, (&self.device, self.dtype));
         Ok(Param::from_tensor(tensor))
     }
@@ -333,7 +329,7 @@ mod tests {
         let t = transpose_2d(data);
         assert_eq!(t.shape().to_vec(), vec![3, 2]);
         assert_eq!(
-            t.to_vec::<f32>().unwrap(),
+            t.try_to_vec::<f32>().unwrap(),
             vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
         );
     }
