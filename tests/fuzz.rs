@@ -210,6 +210,11 @@ fn load_model_folder(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_tokenizer_folder(path: &Path) -> anyhow::Result<()> {
+    lcl::tokenizer::LclTokenizer::from_dir(path.parent().unwrap())?;
+    Ok(())
+}
+
 fn read_weight_file(path: &Path) -> anyhow::Result<()> {
     let files = lcl_model::WeightFiles::open(path)?;
     let names: Vec<String> = files.names().map(str::to_string).collect();
@@ -322,10 +327,7 @@ fn targets(dir: &Path) -> Vec<Target> {
                 )
                 .unwrap();
             },
-            read: |path| {
-                lcl::tokenizer::LclTokenizer::from_dir(path.parent().unwrap())?;
-                Ok(())
-            },
+            read: read_tokenizer_folder,
             names_file: true,
         },
         Target {
@@ -341,10 +343,7 @@ fn targets(dir: &Path) -> Vec<Target> {
                 )
                 .unwrap();
             },
-            read: |path| {
-                lcl::tokenizer::LclTokenizer::from_dir(path.parent().unwrap())?;
-                Ok(())
-            },
+            read: read_tokenizer_folder,
             names_file: true,
         },
         Target {

@@ -110,7 +110,10 @@ fn class_scores_match_transformers() {
 }
 
 fn run_neighbors(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let clip = fixture("tiny-clip-text");
+    run_neighbors_with(&fixture("tiny-clip-text"), data, out, extra)
+}
+
+fn run_neighbors_with(clip: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "neighbors",
         "--clip",
@@ -193,23 +196,7 @@ fn neighbors_end_to_end_writes_the_per_class_file_and_resumes_from_its_cache() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&weights, bytes).unwrap();
-    let other_clip = run_lcl(&[
-        "neighbors",
-        "--clip",
-        clip.to_str().unwrap(),
-        "--data",
-        fixture("folder").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--tiers",
-        "2",
-        "--samples",
-        "2",
-        "--images-per-class",
-        "2",
-        "--split",
-        "none",
-    ]);
+    let other_clip = run_neighbors_with(&clip, &fixture("folder"), &out, &["--split", "none"]);
     assert!(!other_clip.status.success());
     assert!(
         stderr(&other_clip).contains("clip_files[model.safetensors].xxh3"),
