@@ -255,9 +255,10 @@ impl Default for EvalConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Shikra/LCL checkpoint folder (Hugging Face layout, tokenizer included).
+    /// Shikra/LCL checkpoint folder (Hugging Face layout, tokenizer included) or Hub repo id.
     pub base: PathBuf,
-    /// CLIP checkpoint folder; absent: `BASE/vision`, else the config's `mm_vision_tower`.
+    /// CLIP checkpoint folder or Hub repo id; absent: `BASE/vision`, else the config's
+    /// `mm_vision_tower`.
     pub vision: Option<PathBuf>,
     /// Compute precision: `f32`, or `bf16`: mixed precision (f32 master weights, gradients
     /// and AdamW state; forward and backward in bf16; a LoRA run stores its frozen base in

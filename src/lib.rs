@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod episode;
 pub mod eval;
+pub mod hub;
 pub mod identity;
 pub mod image;
 pub mod infer;

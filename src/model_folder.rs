@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
 use lcl_model::{LclModel, LoadOptions};
 
+use crate::hub::{self, FolderKind};
 use crate::tokenizer::{IMAGE_PATCH, LclTokenizer};
 
 /// Precision the weights are loaded in.
@@ -45,17 +46,29 @@ impl Precision {
     }
 }
 
-/// The vision tower folder: `--vision`, else `MODEL/vision`, else the config's
-/// `mm_vision_tower` when it is a local folder.
+/// A model folder as given (`--model`, a config's `base`): a local folder, or a Hub repo id
+/// resolved to its cached snapshot, fetched when needed ([`crate::hub`]).
+pub fn locate_model(spec: &Path) -> Result<PathBuf> {
+    hub::locate(spec, FolderKind::Lcl)
+}
+
+/// A CLIP folder as given (`--vision`, `--clip`), likewise.
+pub fn locate_clip(spec: &Path) -> Result<PathBuf> {
+    hub::locate(spec, FolderKind::Clip)
+}
+
+/// The vision tower folder: `--vision` (a folder or a repo id), else `MODEL/vision`, else
+/// the config's `mm_vision_tower` (a folder, relative to the model's, or a repo id).
 pub fn resolve_vision_dir(model: &Path, vision: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = vision {
+        let dir = locate_clip(dir)?;
         if !dir.join("config.json").is_file() {
             bail!(
                 "--vision {}: no config.json there (expected a CLIP checkpoint folder)",
                 dir.display()
             );
         }
-        return Ok(dir.to_path_buf());
+        return Ok(dir);
     }
     let inside = model.join("vision");
     if inside.join("config.json").is_file() {
@@ -76,10 +89,20 @@ pub fn resolve_vision_dir(model: &Path, vision: Option<&Path>) -> Result<PathBuf
         if path.join("config.json").is_file() {
             return Ok(path);
         }
+        if hub::RepoId::parse(named).is_some() {
+            return locate_clip(Path::new(named)).with_context(|| {
+                format!(
+                    "no CLIP vision tower found: {} does not exist, and the config's \
+                     mm_vision_tower {named} could not be had. Pass --vision with a CLIP \
+                     checkpoint folder or repo id",
+                    inside.display()
+                )
+            });
+        }
     }
     bail!(
         "no CLIP vision tower found: {} does not exist and mm_vision_tower ({}) is not a local folder. \
-         Pass --vision DIR with a CLIP checkpoint folder (e.g. a download of openai/clip-vit-large-patch14)",
+         Pass --vision with a CLIP checkpoint folder or repo id (e.g. openai/clip-vit-large-patch14)",
         inside.display(),
         named.as_deref().unwrap_or("not set")
     )

@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn lcl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcl"))
+    lcl_command()
         .args(args)
         .current_dir(fixture(""))
         .output()
@@ -99,7 +99,9 @@ fn missing_vision_tower_names_the_flag() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("Pass --vision DIR") && stderr.contains("openai/clip-vit-large-patch14"),
+        stderr.contains("Pass --vision")
+            && stderr.contains("mm_vision_tower openai/clip-vit-large-patch14")
+            && stderr.contains("HF_HUB_OFFLINE is set"),
         "{stderr}"
     );
 }
@@ -152,7 +154,9 @@ fn a_model_folder_that_does_not_exist_is_named_as_such() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("no-such-model: no such model folder") && !stderr.contains("tokenizer"),
+        stderr.contains("no-such-model: no such local folder")
+            && stderr.contains("no-such-model is not in the Hugging Face cache")
+            && !stderr.contains("tokenizer"),
         "{stderr}"
     );
 }

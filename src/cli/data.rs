@@ -14,8 +14,8 @@ use lcl::neighbors::{NeighborJob, NeighborSettings};
 
 #[derive(Args)]
 pub struct NeighborsArgs {
-    /// Full CLIP checkpoint folder (both towers and tokenizer.json), e.g.
-    /// openai/clip-vit-base-patch16 as the original used.
+    /// Full CLIP checkpoint (both towers and tokenizer.json): a folder or a Hugging Face
+    /// repo id, e.g. openai/clip-vit-base-patch16 as the original used.
     #[arg(long)]
     clip: PathBuf,
     #[command(flatten)]
@@ -154,7 +154,7 @@ pub fn neighbors(args: NeighborsArgs) -> Result<()> {
         args.out.with_file_name(name)
     });
     let job = NeighborJob {
-        clip: args.clip,
+        clip: lcl::model_folder::locate_clip(&args.clip)?,
         data: args.folder.data,
         names: args.folder.names,
         split,

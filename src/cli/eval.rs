@@ -9,17 +9,18 @@ use lcl::backend::{backend_name, device};
 use lcl::eval::job::evaluate;
 use lcl::eval::request::{AblationKind, EvalRequest};
 use lcl::eval::run::ScoreMode;
-use lcl::model_folder::Precision;
+use lcl::model_folder::{Precision, locate_clip, locate_model};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Shikra/LCL checkpoint folder. Without it (and without --suite): the default
+    /// Shikra/LCL checkpoint folder or Hugging Face repo id (`org/name[@revision]`). Without it (and without --suite): the default
     /// evaluation, the shipped miniature models (checkpoints/mini) on the generated world
     /// (drawn into --data, default runs/mini-world, when absent): ISEKAI-10, ISEKAI-pair,
     /// held-out species and the false-label ablation, vanilla vs LCL.
     #[arg(long, requires = "suite")]
     model: Option<PathBuf>,
-    /// CLIP checkpoint folder (default: MODEL/vision, else the config's mm_vision_tower).
+    /// CLIP checkpoint folder or repo id (default: MODEL/vision, else the config's
+    /// mm_vision_tower).
     #[arg(long)]
     vision: Option<PathBuf>,
     /// Fine-tuned weights to put over MODEL's (`lcl train`'s model.bpk, or a merged LoRA).
@@ -95,8 +96,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return default_eval(args);
     };
     let request = EvalRequest {
-        model,
-        vision: args.vision,
+        model: locate_model(&model)?,
+        vision: args.vision.as_deref().map(locate_clip).transpose()?,
         weights: args.weights,
         suite,
         data: args.data,

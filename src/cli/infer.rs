@@ -6,17 +6,18 @@ use anyhow::Result;
 use clap::Args;
 use lcl::backend::{backend_name, device};
 use lcl::infer::{InferRequest, SupportShot, render_prompt};
-use lcl::model_folder::Precision;
+use lcl::model_folder::{Precision, locate_clip, locate_model};
 use lcl_model::GenerationConfig;
 
 #[derive(Args)]
 pub struct InferArgs {
-    /// Shikra/LCL checkpoint folder (config.json, weights, tokenizer.model or tokenizer.json,
-    /// added_tokens.json).
+    /// Shikra/LCL checkpoint: a folder (config.json, weights, tokenizer.model or
+    /// tokenizer.json, added_tokens.json) or a Hugging Face repo id, `org/name[@revision]`,
+    /// read from the HF cache or fetched into it.
     #[arg(long)]
     model: PathBuf,
-    /// CLIP checkpoint folder. Default: MODEL/vision, else the config's mm_vision_tower when
-    /// it is a local folder.
+    /// CLIP checkpoint folder or repo id. Default: MODEL/vision, else the config's
+    /// mm_vision_tower (a folder or a repo id).
     #[arg(long)]
     vision: Option<PathBuf>,
     /// Fine-tuned weights to put over MODEL's (`lcl train`'s model.bpk, or a merged LoRA).
@@ -57,8 +58,8 @@ pub struct InferArgs {
 
 pub fn run(args: InferArgs) -> Result<()> {
     let request = InferRequest {
-        model: args.model,
-        vision: args.vision,
+        model: locate_model(&args.model)?,
+        vision: args.vision.as_deref().map(locate_clip).transpose()?,
         weights: args.weights,
         support: args.support,
         query: args.query,

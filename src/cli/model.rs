@@ -31,10 +31,10 @@ pub struct InitModelArgs {
 
 #[derive(Args)]
 pub struct ExportModelArgs {
-    /// Model folder to export.
+    /// Model folder (or Hugging Face repo id) to export.
     #[arg(long)]
     model: PathBuf,
-    /// CLIP folder (default: MODEL/vision, else the config's mm_vision_tower).
+    /// CLIP folder or repo id (default: MODEL/vision, else the config's mm_vision_tower).
     #[arg(long)]
     vision: Option<PathBuf>,
     /// Fine-tuned weights to fold in (`lcl train`'s model.bpk).
@@ -108,8 +108,12 @@ pub fn init_model(args: InitModelArgs) -> Result<()> {
 
 pub fn export_model(args: ExportModelArgs) -> Result<()> {
     let request = lcl::train::export::ExportRequest {
-        model: args.model,
-        vision: args.vision,
+        model: lcl::model_folder::locate_model(&args.model)?,
+        vision: args
+            .vision
+            .as_deref()
+            .map(lcl::model_folder::locate_clip)
+            .transpose()?,
         weights: args.weights,
         precision: args.dtype,
         out: args.out,

@@ -18,10 +18,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last complete checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Checkpoint folder to start from (overrides [model] base).
+    /// Checkpoint folder or Hugging Face repo id to start from (overrides [model] base).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// CLIP checkpoint folder (overrides [model] vision).
+    /// CLIP checkpoint folder or repo id (overrides [model] vision).
     #[arg(long)]
     vision: Option<PathBuf>,
     /// Folder the class file's images are relative to (overrides [data] image_root).

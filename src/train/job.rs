@@ -22,7 +22,7 @@ use crate::data::draw::ShotSchedule;
 use crate::data::mix::{InstructionSet, MixedSet};
 use crate::data::train_set::{EpochEpisodes, TrainSet};
 use crate::identity::{file_identity, folder_identity};
-use crate::model_folder::{Precision, load_model, resolve_vision_dir};
+use crate::model_folder::{Precision, load_model, locate_model, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, ModelCheckpointer, RunState, complete_checkpoints};
 use crate::train::log::{QuietRenderer, dashboard_available};
@@ -80,7 +80,7 @@ pub fn train(request: &TrainRequest, device: &Device) -> Result<TrainSummary> {
     )
     .with_context(|| format!("{}: cannot write", request.out.display()))?;
 
-    let base = &config.model.base;
+    let base = &locate_model(&config.model.base)?;
     let tokenizer = Arc::new(LclTokenizer::from_dir(base)?);
     let vision_dir = resolve_vision_dir(base, config.model.vision.as_deref())?;
     let vision = ClipVisionConfig::from_file(&vision_dir.join("config.json"))?;
@@ -253,7 +253,7 @@ fn run_settings(config: &RunConfig) -> Result<serde_json::Value> {
 /// class files, the question list and the instruction sources. A resumed run must read the
 /// same, not just files of the same names.
 fn run_inputs(config: &RunConfig) -> Result<serde_json::Value> {
-    let base = &config.model.base;
+    let base = &locate_model(&config.model.base)?;
     let vision = resolve_vision_dir(base, config.model.vision.as_deref())?;
     // A file the run's strategy does not read may be absent (its reader names it if needed).
     let file = |path: &Path| -> Result<serde_json::Value> {

@@ -106,7 +106,7 @@ pub fn merge_file(
             "the config's [training.lora] is not enabled: its weights hold no adapter to merge"
         ));
     }
-    let base = &config.model.base;
+    let base = &crate::model_folder::locate_model(&config.model.base)?;
     let tokenizer = crate::tokenizer::LclTokenizer::from_dir(base)?;
     let vision_dir = crate::model_folder::resolve_vision_dir(base, config.model.vision.as_deref())?;
     // Merged in f32, whatever the run computed in: W + s * A @ B without rounding.

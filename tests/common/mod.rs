@@ -107,12 +107,21 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The `lcl` binary, kept off the network: a repo id is looked up in an empty Hugging Face
+/// cache only (`HF_HUB_OFFLINE`), whatever the machine's own cache holds.
+pub fn lcl_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lcl"));
+    let empty_cache =
+        std::env::temp_dir().join(format!("lcl-test-{}-empty-hf-cache", std::process::id()));
+    command
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", empty_cache);
+    command
+}
+
 /// Runs the `lcl` binary with `args` in the current folder.
 pub fn run_lcl(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_lcl"))
-        .args(args)
-        .output()
-        .expect("lcl runs")
+    lcl_command().args(args).output().expect("lcl runs")
 }
 
 /// A finished command's stderr as text.
