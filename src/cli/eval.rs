@@ -13,10 +13,11 @@ use lcl::model_folder::{Precision, locate_clip, locate_model};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Shikra/LCL checkpoint folder or Hugging Face repo id (`org/name[@revision]`). Without it (and without --suite): the default
-    /// evaluation, the shipped miniature models (checkpoints/mini) on the generated world
-    /// (drawn into --data, default runs/mini-world, when absent): ISEKAI-10, ISEKAI-pair,
-    /// held-out species and the false-label ablation, vanilla vs LCL.
+    /// Shikra/LCL checkpoint folder or Hugging Face repo id (`org/name[@revision]`). Without
+    /// it (and without --suite): the default evaluation, the shipped miniature models
+    /// (checkpoints/mini) on the generated world (drawn into --data, default runs/mini-world,
+    /// when absent): ISEKAI-10, ISEKAI-pair, held-out species and the false-label ablation,
+    /// vanilla vs LCL.
     #[arg(long, requires = "suite")]
     model: Option<PathBuf>,
     /// CLIP checkpoint folder or repo id (default: MODEL/vision, else the config's

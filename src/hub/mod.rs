@@ -10,7 +10,7 @@ mod client;
 mod files;
 mod repo_id;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -156,9 +156,9 @@ impl Hub {
             .collect();
         let listing: BTreeSet<String> = by_path.keys().map(|path| path.to_string()).collect();
         let snapshot = self.cache.snapshot_dir(&id.repo, &revision.commit);
-        let mut queue = files::wanted(kind, &listing)?;
+        let mut queue: VecDeque<String> = files::wanted(kind, &listing)?.into();
         let mut fetched = 0;
-        while let Some(path) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        while let Some(path) = queue.pop_front() {
             let Some(file) = by_path.get(path.as_str()) else {
                 bail!("{path} is named by the repo's shard index but not in the repo");
             };
