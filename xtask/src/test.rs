@@ -26,12 +26,6 @@ pub fn test(cpu_only: bool) -> Result<(), String> {
         command.args(["test", "--workspace", "--features", features]);
         if parity_only {
             for test in PARITY_TESTS {
-                // `cli` spawns the lcl program; on lavapipe that program's first forward
-                // deadlocks in CubeCL's autotune (a device-channel wait; two hangs in two tries
-                // on 2 cores), so on wgpu only the in-process parity tests run.
-                if device == "wgpu" && test == "cli" {
-                    continue;
-                }
                 command.args(["--test", test]);
             }
         }
