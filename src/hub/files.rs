@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 /// What a folder holds, which decides the files fetched for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FolderKind {
     /// A Shikra/LCL checkpoint (LLaMA config, tokenizer, weights; its `vision/` folder too
     /// when it has one).

@@ -25,14 +25,14 @@ pub use repo_id::RepoId;
 /// checks then report it), else the cached snapshot of that repo, fetched when needed.
 /// A repo id is resolved once per process, however many times a command asks.
 pub fn locate(spec: &Path, kind: FolderKind) -> Result<PathBuf> {
-    static RESOLVED: Mutex<BTreeMap<(String, bool), PathBuf>> = Mutex::new(BTreeMap::new());
+    static RESOLVED: Mutex<BTreeMap<(String, FolderKind), PathBuf>> = Mutex::new(BTreeMap::new());
     if spec.exists() {
         return Ok(spec.to_path_buf());
     }
     let Some(id) = spec.to_str().and_then(RepoId::parse) else {
         return Ok(spec.to_path_buf());
     };
-    let key = (id.to_string(), kind == FolderKind::Lcl);
+    let key = (id.to_string(), kind);
     if let Some(dir) = RESOLVED.lock().expect("resolved repos").get(&key) {
         return Ok(dir.clone());
     }
