@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod episode;
 pub mod eval;
+pub mod hf_checkpoint;
 pub mod hub;
 pub mod identity;
 pub mod image;

@@ -108,6 +108,25 @@ pub fn resolve_vision_dir(model: &Path, vision: Option<&Path>) -> Result<PathBuf
     )
 }
 
+/// The Hub repo id the vision tower is named by, if it is: `--vision` given as a repo id,
+/// else (no `MODEL/vision`) the config's `mm_vision_tower` when it is one rather than a
+/// local folder. A Hugging Face export names such a stock tower instead of copying it.
+pub fn tower_repo_id(model: &Path, vision: Option<&Path>) -> Option<String> {
+    let as_repo_id = |spec: &str, local: &Path| {
+        (!local.exists() && hub::RepoId::parse(spec).is_some()).then(|| spec.to_string())
+    };
+    if let Some(spec) = vision {
+        return as_repo_id(spec.to_str()?, spec);
+    }
+    if model.join("vision").join("config.json").is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(model.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let named = config.get("mm_vision_tower")?.as_str()?;
+    as_repo_id(named, &model.join(named))
+}
+
 /// Loads a checkpoint and its vision tower with a progress bar on stderr.
 pub fn load_model(
     model_dir: &Path,

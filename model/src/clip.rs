@@ -12,7 +12,7 @@ use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::checkpoint::{LoadError, WeightLoader};
+use crate::checkpoint::{CheckpointTensor, ExportError, LoadError, WeightLoader, export};
 use crate::config::ClipVisionConfig;
 
 /// Sizes shared by CLIP's vision and text encoders.
@@ -178,6 +178,17 @@ impl ClipVisionTransformer {
             layers,
             post_layernorm: loader.layer_norm("vision_model.post_layernorm", d, eps)?,
         })
+    }
+
+    /// The tower's tensors as a Hugging Face `CLIPVisionModel` stores them
+    /// (`vision_model.*`).
+    pub fn checkpoint_tensors(
+        &self,
+        config: &ClipVisionConfig,
+    ) -> Result<Vec<CheckpointTensor>, ExportError> {
+        let mut trace = WeightLoader::trace(&self.class_embedding.val().device());
+        let twin = Self::load(&mut trace, config).expect("tracing reads no file");
+        export::checkpoint_tensors(self, &twin, &trace.into_trace(), &[])
     }
 
     /// Number of encoder layers.

@@ -7,7 +7,10 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader, load_burnpack};
+use crate::checkpoint::{
+    BURNPACK, CheckpointTensor, ExportError, LoadError, WeightFiles, WeightLoader, export,
+    load_burnpack,
+};
 use crate::clip::ClipVisionTransformer;
 use crate::clip_text::ClipTextTransformer;
 use crate::config::ClipConfig;
@@ -74,6 +77,18 @@ impl ClipModel {
     /// beside it as [`BURNPACK`], the folder loads with [`ClipModel::from_pretrained`]).
     pub fn save_burnpack(&self, path: &Path) -> Result<(), burn::store::RecordError> {
         self.clone().save_file(path)
+    }
+
+    /// Every tensor as a Hugging Face `CLIPModel` stores it (`vision_model.*`,
+    /// `text_model.*`, both projections).
+    pub fn checkpoint_tensors(
+        &self,
+        config: &ClipConfig,
+    ) -> Result<Vec<CheckpointTensor>, ExportError> {
+        let device = self.visual_projection.weight.val().device();
+        let mut trace = WeightLoader::trace(&device);
+        let twin = Self::load(&mut trace, config).expect("tracing reads no file");
+        export::checkpoint_tensors(self, &twin, &trace.into_trace(), &[])
     }
 
     /// The vision tower alone.

@@ -12,7 +12,9 @@ use crate::autocast::{cast_to, linear};
 use crate::batch::TokenBatch;
 use crate::cache::KvCache;
 use crate::checkpoint::naming::{self, llm_ignorable, vision_ignorable, vision_prefix};
-use crate::checkpoint::{BURNPACK, LoadError, WeightFiles, WeightLoader};
+use crate::checkpoint::{
+    BURNPACK, CheckpointTensor, ExportError, LoadError, WeightFiles, WeightLoader, export,
+};
 use crate::clip::ClipVisionTransformer;
 use crate::clip_model::ClipModel;
 use crate::config::{ClipVisionConfig, LlamaConfig};
@@ -228,6 +230,21 @@ impl LclModel {
         let mut model = Self::load(&mut loader, &mut unused_vision, config, image_patch_id)?;
         model.vision = vision;
         Ok(model)
+    }
+
+    /// The projector's and LLaMA's tensors as a Shikra/LCL checkpoint stores them
+    /// (`model.mm_projector.*`, `model.*`, `lm_head.weight`; `Linear` weights `[out, in]`):
+    /// what its `model.safetensors` holds. The vision tower is the CLIP folder's.
+    pub fn language_checkpoint_tensors(
+        &self,
+        config: &LclConfig,
+    ) -> Result<Vec<CheckpointTensor>, ExportError> {
+        let device = self.device();
+        let (mut trace, mut vision_trace) =
+            (WeightLoader::trace(&device), WeightLoader::trace(&device));
+        let twin = Self::load(&mut trace, &mut vision_trace, config, self.image_patch_id)
+            .expect("tracing reads no file");
+        export::checkpoint_tensors(self, &twin, &trace.into_trace(), &["vision"])
     }
 
     /// Saves every weight (tower, projector, LLaMA) in Burn's own format (a `.bpk`

@@ -30,7 +30,7 @@ pub mod rope;
 
 pub use batch::TokenBatch;
 pub use cache::KvCache;
-pub use checkpoint::{LoadError, WeightFiles, WeightLoader};
+pub use checkpoint::{CheckpointTensor, ExportError, LoadError, WeightFiles, WeightLoader};
 pub use clip::ClipVisionTransformer;
 pub use clip_model::ClipModel;
 pub use clip_text::ClipTextTransformer;

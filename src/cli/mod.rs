@@ -80,11 +80,14 @@ pub enum Command {
     ///   --tokenizer tests/fixtures/tiny-lcl --out models/mini-init
     InitModel(model::InitModelArgs),
     /// Write a self-contained copy of a model folder (and its CLIP) at another precision,
-    /// optionally with fine-tuned weights folded in: how the shipped miniature checkpoints
-    /// are made (f16 halves their size; loading casts back to the dtype asked for).
+    /// optionally with fine-tuned weights folded in, in this project's format (how the
+    /// shipped miniature checkpoints are made: f16 halves their size; loading casts back to
+    /// the dtype asked for) or as a Hugging Face checkpoint transformers loads (--format hf).
     ///
-    /// Example: lcl export-model --model runs/mini-lcl/model --dtype f16
+    /// Examples: lcl export-model --model runs/mini-lcl/model --dtype f16
     ///   --out checkpoints/mini/lcl --vision-out checkpoints/mini/clip
+    ///   lcl export-model --model LCL_2WAY_WEIGHT --weights runs/my-lcl/model.bpk
+    ///   --format hf --dtype bf16 --out my-lcl-hf
     ExportModel(model::ExportModelArgs),
     /// Benchmark this project against PyTorch + transformers on this machine, in one run:
     /// CLIP ViT-L/14, one LLaMA-7B layer (4,900-token prefill, one decode step), the tiny

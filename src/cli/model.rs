@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use lcl::backend::device;
 use lcl::model_folder::Precision;
+use lcl::train::export::ExportFormat;
 
 #[derive(Args)]
 pub struct InitModelArgs {
@@ -43,6 +44,15 @@ pub struct ExportModelArgs {
     /// Precision the weights are stored at.
     #[arg(long, value_enum, default_value_t = Precision::F16)]
     dtype: Precision,
+    /// Layout of the folder written. With `hf`, a tower trained here goes to OUT/vision as
+    /// an HF CLIP folder and a stock one named by repo id stays named; `huggingface-cli
+    /// upload` takes the folder as it is.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Burn)]
+    format: ExportFormat,
+    /// With `--format hf`: the largest safetensors file (e.g. 5GB, 500MB); a bigger
+    /// checkpoint is sharded, with model.safetensors.index.json.
+    #[arg(long, default_value = "5GB", value_parser = lcl::hf_checkpoint::safetensors::parse_size)]
+    max_shard_size: u64,
     /// The model folder to write.
     #[arg(long)]
     out: PathBuf,
@@ -107,8 +117,10 @@ pub fn init_model(args: InitModelArgs) -> Result<()> {
 }
 
 pub fn export_model(args: ExportModelArgs) -> Result<()> {
+    let model = lcl::model_folder::locate_model(&args.model)?;
+    let vision_repo = lcl::model_folder::tower_repo_id(&model, args.vision.as_deref());
     let request = lcl::train::export::ExportRequest {
-        model: lcl::model_folder::locate_model(&args.model)?,
+        model,
         vision: args
             .vision
             .as_deref()
@@ -119,6 +131,9 @@ pub fn export_model(args: ExportModelArgs) -> Result<()> {
         out: args.out,
         vision_out: args.vision_out,
         depth: args.depth,
+        format: args.format,
+        max_shard_bytes: args.max_shard_size,
+        vision_repo,
     };
     lcl::train::export::export_model(&request, &device()?)?;
     eprintln!("{}: model written", request.out.display());

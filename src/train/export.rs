@@ -1,6 +1,7 @@
 //! `lcl export-model`: a self-contained model folder at another precision (the miniature's
 //! shipped checkpoints are f16: half the bytes; loading casts them back to the dtype asked),
-//! optionally with a deeper decoder grown from the trained one.
+//! optionally with a deeper decoder grown from the trained one, in Burn's format or as a
+//! Hugging Face checkpoint that transformers loads ([`crate::hf_checkpoint`]).
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +9,26 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use lcl_model::checkpoint::BURNPACK;
-use lcl_model::{ClipModel, LlamaConfig};
+use lcl_model::{ClipConfig, ClipModel, ClipVisionConfig, LclConfig, LclModel, LlamaConfig};
+
+use crate::hf_checkpoint::{self, TowerExport};
 
 use crate::model_folder::{Precision, load_model_with_weights, resolve_vision_dir};
 use crate::tokenizer::LclTokenizer;
 use crate::train::checkpoint::{Keep, write_record};
 use crate::train::init::{TOKENIZER_FILES, copy};
 use crate::train::trainer::LclTrainer;
+
+/// The layout of the folder written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// This project's: `model.bpk` (Burn's burnpack), read by every `lcl` command.
+    #[default]
+    Burn,
+    /// A Hugging Face Shikra/LCL checkpoint: `model.safetensors` (sharded past
+    /// `--max-shard-size`), `config.json`, tokenizer files; transformers loads it.
+    Hf,
+}
 
 /// Everything `lcl export-model` needs.
 #[derive(Debug, Clone)]
@@ -33,11 +47,23 @@ pub struct ExportRequest {
     pub vision_out: Option<PathBuf>,
     /// Deepen the decoder to this many layers with identity blocks ([`crate::train::grow`]).
     pub depth: Option<usize>,
+    /// The layout written.
+    pub format: ExportFormat,
+    /// Largest safetensors file (`--format hf`); bigger checkpoints are sharded.
+    pub max_shard_bytes: u64,
+    /// The Hub repo id the tower was named by (`--vision`, or the config's
+    /// `mm_vision_tower`), if it was: a Hugging Face export names it rather than copying it.
+    pub vision_repo: Option<String>,
 }
 
-/// Writes `out/{config.json, model.bpk, tokenizer files}` and the whole CLIP model (both
-/// towers) in its own folder, every weight at the requested precision.
+/// Writes `out/{config.json, weights, tokenizer files}` and the CLIP model in its own
+/// folder, every weight at the requested precision: in Burn's format `model.bpk` and the
+/// whole CLIP model; as a Hugging Face checkpoint safetensors, and a CLIP folder unless the
+/// tower is a stock one the config names by repo id.
 pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
+    if request.format == ExportFormat::Hf {
+        hf_checkpoint::ensure_no_weights(&request.out)?;
+    }
     let vision_dir = resolve_vision_dir(&request.model, request.vision.as_deref())?;
     let tokenizer = LclTokenizer::from_dir(&request.model)?;
     let dtype = request.precision.dtype();
@@ -67,36 +93,136 @@ pub fn export_model(request: &ExportRequest, device: &Device) -> Result<()> {
         .vision_out
         .clone()
         .unwrap_or_else(|| out.join("vision"));
-    std::fs::create_dir_all(&vision_out)
-        .with_context(|| format!("{}: cannot create", vision_out.display()))?;
-    // Exporting into the CLIP folder the model already uses leaves that folder as it is.
-    if std::fs::canonicalize(&vision_dir)? != std::fs::canonicalize(&vision_out)? {
-        let clip = ClipModel::from_pretrained(&vision_dir, device, dtype)
-            .with_context(|| format!("{}: not a whole CLIP model", vision_dir.display()))?;
-        clip.save_burnpack(&vision_out.join(BURNPACK))
-            .map_err(|err| anyhow::anyhow!("{}: {err}", vision_out.display()))?;
-        for name in ["config.json", "tokenizer.json"] {
-            let source = vision_dir.join(name);
-            if source.is_file() {
-                copy(&source, &vision_out.join(name))?;
+    let same_tower_folder = || -> Result<bool> {
+        Ok(vision_out.exists()
+            && std::fs::canonicalize(&vision_dir)? == std::fs::canonicalize(&vision_out)?)
+    };
+    match request.format {
+        ExportFormat::Burn => {
+            // Exporting into the CLIP folder the model already uses leaves it as it is.
+            if !same_tower_folder()? {
+                write_burn_tower(&vision_dir, &vision_out, device, dtype)?;
             }
+            llm.mm_vision_tower = Some(relative_to(out, &vision_out)?);
+            std::fs::write(out.join("config.json"), serde_json::to_vec_pretty(&llm)?)
+                .with_context(|| format!("{}: cannot write config.json", out.display()))?;
+            write_record(
+                LclTrainer::new(model).into_record(),
+                Keep::All,
+                &out.join(BURNPACK),
+            )?;
+        }
+        ExportFormat::Hf => {
+            let stock = request
+                .vision_repo
+                .clone()
+                .filter(|_| !vision_dir.join(BURNPACK).is_file());
+            llm.mm_vision_tower = match stock {
+                Some(repo) => Some(repo),
+                None if same_tower_folder()? => bail!(
+                    "{}: the model's CLIP folder cannot be rewritten in place; \
+                     choose another --vision-out",
+                    vision_out.display()
+                ),
+                None => {
+                    write_hf_tower(&model, &vision_dir, &vision_out, request.max_shard_bytes)?;
+                    Some(relative_to(out, &vision_out)?)
+                }
+            };
+            let config = LclConfig {
+                llm,
+                vision: ClipVisionConfig::from_file(&vision_dir.join("config.json"))?,
+            };
+            let written = hf_checkpoint::write_language(
+                out,
+                &model,
+                &config,
+                hf_checkpoint::source_config(&request.model)?,
+                [tokenizer.bos_id(), tokenizer.eos_id()],
+                request.max_shard_bytes,
+            )?;
+            eprintln!(
+                "{}: {} tensors, {:.1} MB in {} safetensors file(s)",
+                out.display(),
+                written.tensors,
+                written.bytes as f64 / 1e6,
+                written.files
+            );
         }
     }
-    llm.mm_vision_tower = Some(relative_to(out, &vision_out)?);
-    std::fs::write(out.join("config.json"), serde_json::to_vec_pretty(&llm)?)
-        .with_context(|| format!("{}: cannot write config.json", out.display()))?;
-    for name in TOKENIZER_FILES {
-        let source = request.model.join(name);
+    copy_present(&request.model, out, &TOKENIZER_FILES)
+}
+
+/// Copies those of `names` that `from` holds into `to`.
+fn copy_present(from: &Path, to: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let source = from.join(name);
         if source.is_file() {
-            copy(&source, &out.join(name))?;
+            copy(&source, &to.join(name))?;
         }
     }
-    write_record(
-        LclTrainer::new(model).into_record(),
-        Keep::All,
-        &out.join(BURNPACK),
-    )
-    .map(|_| ())
+    Ok(())
+}
+
+/// The whole CLIP model of `vision_dir` in Burn's format (both towers) in `vision_out`.
+fn write_burn_tower(
+    vision_dir: &Path,
+    vision_out: &Path,
+    device: &Device,
+    dtype: burn::tensor::DType,
+) -> Result<()> {
+    std::fs::create_dir_all(vision_out)
+        .with_context(|| format!("{}: cannot create", vision_out.display()))?;
+    let clip = ClipModel::from_pretrained(vision_dir, device, dtype)
+        .with_context(|| format!("{}: not a whole CLIP model", vision_dir.display()))?;
+    clip.save_burnpack(&vision_out.join(BURNPACK))
+        .map_err(|err| anyhow::anyhow!("{}: {err}", vision_out.display()))?;
+    copy_present(vision_dir, vision_out, &["config.json", "tokenizer.json"])
+}
+
+/// The tower as a Hugging Face CLIP folder in `vision_out`: the whole CLIP model of
+/// `vision_dir` when it holds one (with its tokenizer), else the model's vision tower alone.
+fn write_hf_tower(
+    model: &LclModel,
+    vision_dir: &Path,
+    vision_out: &Path,
+    max_shard_bytes: u64,
+) -> Result<()> {
+    std::fs::create_dir_all(vision_out)
+        .with_context(|| format!("{}: cannot create", vision_out.display()))?;
+    hf_checkpoint::ensure_no_weights(vision_out)?;
+    let dtype = model.dtype();
+    let config_path = vision_dir.join("config.json");
+    let written = match ClipConfig::from_file(&config_path) {
+        Ok(config) => {
+            let clip = ClipModel::from_pretrained(vision_dir, &model.device(), dtype)?;
+            let source = hf_checkpoint::source_config(vision_dir)?;
+            let written = hf_checkpoint::write_clip(
+                vision_out,
+                TowerExport::Whole(&clip, &config, source),
+                dtype,
+                max_shard_bytes,
+            )?;
+            copy_present(vision_dir, vision_out, &["tokenizer.json"])?;
+            written
+        }
+        Err(_) => {
+            let config = ClipVisionConfig::from_file(&config_path)?;
+            hf_checkpoint::write_clip(
+                vision_out,
+                TowerExport::VisionOnly(&model.vision, &config),
+                dtype,
+                max_shard_bytes,
+            )?
+        }
+    };
+    eprintln!(
+        "{}: CLIP, {} tensors, {:.1} MB",
+        vision_out.display(),
+        written.tensors,
+        written.bytes as f64 / 1e6
+    );
+    Ok(())
 }
 
 /// `target` as `mm_vision_tower` of a model in `folder` reads it: `vision` inside it,

@@ -5,14 +5,14 @@
 //! checking a checkpoint (no data read; every problem collected), loading it (one tensor in
 //! memory at a time besides the model), and initialising fresh random weights.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 
-use super::{LoadError, ShapeMismatch, WeightFiles};
+use super::{LoadError, ShapeMismatch, StoredAs, WeightFiles};
 
 /// How the loader answers a request for a tensor.
 enum Mode<'a> {
@@ -22,6 +22,8 @@ enum Mode<'a> {
     Load(&'a WeightFiles),
     /// Fresh lazily initialised weights (normal with this std; norms start at one).
     Init { std: f64 },
+    /// Record the checkpoint name each parameter is stored under; hand out placeholders.
+    Trace,
 }
 
 /// Called after each tensor is read, with its name and its size in the file (bytes).
@@ -37,6 +39,7 @@ pub struct WeightLoader<'a> {
     used: BTreeSet<String>,
     missing: Vec<(String, Vec<usize>)>,
     mis_shaped: Vec<ShapeMismatch>,
+    traced: BTreeMap<u64, StoredAs>,
 }
 
 /// The initial value of a fresh parameter.
@@ -64,6 +67,18 @@ impl<'a> WeightLoader<'a> {
         WeightLoader::new(Mode::Init { std }, "", device, dtype)
     }
 
+    /// A loader that reads nothing and records, for every parameter it hands out (a
+    /// one-element placeholder), the checkpoint name and layout it is stored in: building a
+    /// model part through it gives the names [`super::export`] writes that part under.
+    pub fn trace(device: &Device) -> WeightLoader<'static> {
+        WeightLoader::new(Mode::Trace, "", device, DType::F32)
+    }
+
+    /// What a tracing loader recorded, by parameter id.
+    pub fn into_trace(self) -> BTreeMap<u64, StoredAs> {
+        self.traced
+    }
+
     fn new(mode: Mode<'a>, prefix: &str, device: &Device, dtype: DType) -> Self {
         Self {
             mode,
@@ -74,6 +89,7 @@ impl<'a> WeightLoader<'a> {
             used: BTreeSet::new(),
             missing: Vec::new(),
             mis_shaped: Vec::new(),
+            traced: BTreeMap::new(),
         }
     }
 
@@ -86,7 +102,7 @@ impl<'a> WeightLoader<'a> {
     /// Bytes of the checkpoint tensors asked for so far (after a check: what loading reads).
     pub fn planned_bytes(&self) -> usize {
         let files = match &self.mode {
-            Mode::Init { .. } => return 0,
+            Mode::Init { .. } | Mode::Trace => return 0,
             Mode::Check(files) | Mode::Load(files) => *files,
         };
         self.used
@@ -133,6 +149,15 @@ impl<'a> WeightLoader<'a> {
                     shape.swap(0, 1);
                 }
                 return Ok(self.fresh(shape, fresh, *std));
+            }
+            Mode::Trace => {
+                let param = self.placeholder();
+                let stored = StoredAs {
+                    name: full_name,
+                    transposed: transpose,
+                };
+                self.traced.insert(param.id.val(), stored);
+                return Ok(param);
             }
             Mode::Check(files) | Mode::Load(files) => *files,
         };
@@ -271,7 +296,7 @@ impl<'a> WeightLoader<'a> {
     /// for which `ignorable` is true (parts not loaded, buffers) are not reported.
     pub fn finish(self, ignorable: impl Fn(&str) -> bool) -> Result<(), LoadError> {
         let files = match self.mode {
-            Mode::Init { .. } => return Ok(()),
+            Mode::Init { .. } | Mode::Trace => return Ok(()),
             Mode::Check(files) | Mode::Load(files) => files,
         };
         let unexpected: Vec<(String, std::path::PathBuf)> = files
@@ -294,15 +319,19 @@ impl<'a> WeightLoader<'a> {
     }
 }
 
-/// A 2-D tensor's data `[rows, cols]` as its transpose `[cols, rows]`, in tiles so both
-/// sides stay in cache.
+/// A 2-D tensor's data `[rows, cols]` as its transpose `[cols, rows]`.
 fn transpose_2d(data: TensorData) -> TensorData {
     let [rows, cols] = data.shape()[..] else {
         return data;
     };
     let dtype = data.dtype();
-    let size = dtype.size();
-    let bytes = data.as_bytes();
+    let out = transpose_bytes(data.as_bytes(), [rows, cols], dtype.size());
+    TensorData::from_bytes_vec(out, vec![cols, rows], dtype)
+}
+
+/// The bytes of a row-major `[rows, cols]` matrix of `size`-byte elements, transposed to
+/// `[cols, rows]`, in tiles so both sides stay in cache.
+pub(super) fn transpose_bytes(bytes: &[u8], [rows, cols]: [usize; 2], size: usize) -> Vec<u8> {
     let mut out = vec![0u8; bytes.len()];
     const TILE: usize = 32;
     for r0 in (0..rows).step_by(TILE) {
@@ -316,7 +345,7 @@ fn transpose_2d(data: TensorData) -> TensorData {
             }
         }
     }
-    TensorData::from_bytes_vec(out, vec![cols, rows], dtype)
+    out
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! Reading Hugging Face checkpoints (safetensors or torch pickles, single or sharded).
+//! Reading Hugging Face checkpoints (safetensors or torch pickles, single or sharded), and
+//! the names to write them back under.
 
 mod error;
+pub mod export;
 mod files;
 mod loader;
 pub mod naming;
 
 pub use error::{LoadError, ShapeMismatch};
+pub use export::{CheckpointTensor, ExportError, StoredAs};
 pub use files::{TensorEntry, WeightFiles};
 pub use loader::WeightLoader;
 
