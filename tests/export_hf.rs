@@ -210,6 +210,26 @@ fn a_hugging_face_checkpoint_exported_in_f32_shards_reads_back_bit_for_bit() {
 }
 
 #[test]
+fn a_vision_tower_alone_is_exported_as_clip_vision_model() {
+    // tiny-clip-st: a CLIPModel config, but only the vision tower's weights, stored under
+    // Shikra's `model.vision_tower.vision_tower.` prefix.
+    let out = scratch("tower-alone").join("export");
+    let mut request = hf_request(fixture("tiny-lcl"), out.clone());
+    request.vision = Some(fixture("tiny-clip-st"));
+    request.precision = Precision::F32;
+    export_model(&request, &common::device()).unwrap();
+    assert_same_weights(
+        &fixture("tiny-lcl"),
+        &fixture("tiny-clip-st"),
+        &out,
+        Precision::F32,
+    );
+    let clip = common::json(out.join("vision/config.json").to_str().unwrap());
+    assert_eq!(clip["model_type"], "clip_vision_model");
+    assert_eq!(clip["architectures"][0], "CLIPVisionModel");
+}
+
+#[test]
 fn a_stock_tower_named_by_repo_id_stays_named() {
     let tiny = fixture("tiny-lcl");
     // tiny-lcl's config names openai/clip-vit-large-patch14 and it has no vision/ folder.

@@ -193,9 +193,12 @@ fn write_hf_tower(
     hf_checkpoint::ensure_no_weights(vision_out)?;
     let dtype = model.dtype();
     let config_path = vision_dir.join("config.json");
-    let written = match ClipConfig::from_file(&config_path) {
-        Ok(config) => {
-            let clip = ClipModel::from_pretrained(vision_dir, &model.device(), dtype)?;
+    let whole = ClipConfig::from_file(&config_path).and_then(|config| {
+        let clip = ClipModel::from_pretrained(vision_dir, &model.device(), dtype)?;
+        Ok((config, clip))
+    });
+    let written = match whole {
+        Ok((config, clip)) => {
             let source = hf_checkpoint::source_config(vision_dir)?;
             let written = hf_checkpoint::write_clip(
                 vision_out,
@@ -206,7 +209,11 @@ fn write_hf_tower(
             copy_present(vision_dir, vision_out, &["tokenizer.json"])?;
             written
         }
-        Err(_) => {
+        Err(err) => {
+            eprintln!(
+                "{}: not a whole CLIP model ({err}); writing the vision tower alone",
+                vision_dir.display()
+            );
             let config = ClipVisionConfig::from_file(&config_path)?;
             hf_checkpoint::write_clip(
                 vision_out,
