@@ -20,6 +20,7 @@ pub mod neighbors;
 pub mod npy;
 pub mod parity;
 pub mod progress;
+pub mod serve;
 pub mod template;
 pub mod tokenizer;
 pub mod train;

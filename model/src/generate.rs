@@ -1,5 +1,6 @@
 //! Text generation with the KV cache: greedy by default, temperature / top-p sampling on
-//! request, stopping at `</s>` or after `max_new_tokens`.
+//! request, stopping at `</s>`, after `max_new_tokens`, or when an observer of the tokens
+//! (a server streaming them, a stop string) ends a row.
 
 use burn::tensor::Tensor;
 
@@ -38,6 +39,10 @@ impl Default for GenerationConfig {
     }
 }
 
+/// Sees each token as a row generates it, `(row, token)`, and says whether that row goes on
+/// (`false` ends it there, as `</s>` does).
+pub type TokenObserver<'a> = dyn FnMut(usize, u32) -> bool + 'a;
+
 /// What `generate` returns.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -56,7 +61,18 @@ impl LclModel {
         image_features: Option<Tensor<3>>,
         config: &GenerationConfig,
     ) -> Result<Generation, InputError> {
-        self.continue_prompts(self.new_cache(), prompts, image_features, config)
+        self.generate_observed(prompts, image_features, config, &mut |_, _| true)
+    }
+
+    /// [`LclModel::generate`], showing each token to `observer` as it is generated.
+    pub fn generate_observed(
+        &self,
+        prompts: &[Vec<u32>],
+        image_features: Option<Tensor<3>>,
+        config: &GenerationConfig,
+        observer: &mut TokenObserver,
+    ) -> Result<Generation, InputError> {
+        self.continue_prompts(self.new_cache(), prompts, image_features, config, observer)
     }
 
     /// Runs a one-row prompt prefix (e.g. a support set shared by several queries) and
@@ -85,11 +101,24 @@ impl LclModel {
         image_features: Option<Tensor<3>>,
         config: &GenerationConfig,
     ) -> Result<Generation, InputError> {
+        self.generate_after_observed(prefix, suffixes, image_features, config, &mut |_, _| true)
+    }
+
+    /// [`LclModel::generate_after`], showing each token to `observer` as it is generated.
+    pub fn generate_after_observed(
+        &self,
+        prefix: &KvCache,
+        suffixes: &[Vec<u32>],
+        image_features: Option<Tensor<3>>,
+        config: &GenerationConfig,
+        observer: &mut TokenObserver,
+    ) -> Result<Generation, InputError> {
         self.continue_prompts(
             prefix.repeat_rows(suffixes.len()),
             suffixes,
             image_features,
             config,
+            observer,
         )
     }
 
@@ -99,6 +128,7 @@ impl LclModel {
         prompts: &[Vec<u32>],
         image_features: Option<Tensor<3>>,
         config: &GenerationConfig,
+        observer: &mut TokenObserver,
     ) -> Result<Generation, InputError> {
         if prompts.iter().any(Vec::is_empty) {
             return Err(InputError("cannot generate from an empty prompt".into()));
@@ -108,23 +138,24 @@ impl LclModel {
         let prompt_logits = self.last_logits(hidden);
         let mut sampler = TokenSampler::new(config);
         let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut finished = vec![config.max_new_tokens == 0; prompts.len()];
         let mut logits = prompt_logits.clone();
-        for _ in 0..config.max_new_tokens {
+        while !finished.iter().all(|&done| done) {
             let next = sampler.pick(logits);
             let mut step = Vec::with_capacity(next.len());
-            for (row, token) in tokens.iter_mut().zip(next) {
-                let finished = row.last() == Some(&config.eos_token_id);
-                if finished {
+            for (row, token) in next.into_iter().enumerate() {
+                if finished[row] {
                     step.push(config.pad_token_id);
-                } else {
-                    row.push(token);
-                    step.push(token);
+                    continue;
                 }
+                tokens[row].push(token);
+                step.push(token);
+                let goes_on = observer(row, token);
+                finished[row] = !goes_on
+                    || token == config.eos_token_id
+                    || tokens[row].len() >= config.max_new_tokens;
             }
-            let all_done = tokens
-                .iter()
-                .all(|row| row.last() == Some(&config.eos_token_id));
-            if all_done || tokens.iter().all(|row| row.len() >= config.max_new_tokens) {
+            if finished.iter().all(|&done| done) {
                 break;
             }
             let hidden = self.forward_hidden(&TokenBatch::step(&step), None, &mut cache)?;

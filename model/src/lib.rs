@@ -35,6 +35,6 @@ pub use clip::ClipVisionTransformer;
 pub use clip_model::ClipModel;
 pub use clip_text::ClipTextTransformer;
 pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig, LlamaConfig};
-pub use generate::{Generation, GenerationConfig};
+pub use generate::{Generation, GenerationConfig, TokenObserver};
 pub use lcl::{InputError, LclConfig, LclModel, LoadOptions};
 pub use llama::Llama;

@@ -7,6 +7,7 @@ mod eval;
 mod infer;
 mod model;
 mod parity;
+mod serve;
 mod train;
 
 use anyhow::Result;
@@ -102,6 +103,14 @@ pub enum Command {
     ///
     /// Example: LCL_DEVICE=cuda lcl parity
     Parity(parity::ParityArgs),
+    /// Serve a model behind an OpenAI-compatible chat API (POST /v1/chat/completions, images
+    /// as data: URLs, streaming) with a web page at / to try link-context learning in a
+    /// browser. An episode is a conversation: each support shot a user turn with an image
+    /// and an assistant turn with its name; the last user turn's image is the query.
+    ///
+    /// Example: lcl serve      (the shipped miniature at http://127.0.0.1:8080)
+    ///   lcl serve --model LCL_2WAY_WEIGHT --vision openai/clip-vit-large-patch14 --port 8000
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -121,6 +130,7 @@ impl Command {
             Command::ExportModel(args) => model::export_model(args),
             Command::Bench(args) => bench::run(args),
             Command::Parity(args) => parity::run(args),
+            Command::Serve(args) => serve::run(args),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! training format of the answer). Faster than generation and free of format failures.
 
 use anyhow::{Result, bail};
+use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
-use lcl_model::TokenBatch;
+use lcl_model::{LclModel, TokenBatch};
 
 use crate::data::eval_episodes::EvalEpisode;
 use crate::episode::IGNORE_INDEX;
@@ -54,33 +55,13 @@ impl Answerer<'_> {
             prompt_tokens.push(rows[rows.len() - 2].len() - answer_lens[answer_lens.len() - 2]);
         }
         let features = cache.features(self.model, &images, self.image_size, self.device)?;
-        let batch = TokenBatch::left_padded(&rows, self.generation.pad_token_id);
-        let mut kv = self.model.new_cache();
-        let hidden = self.model.forward_hidden(&batch, Some(features), &mut kv)?;
-        // The answers end every row: the positions predicting them are the last `longest`
-        // ones before the end.
-        let longest = *answer_lens.iter().max().expect("two rows per episode");
-        let [count, len, width] = hidden.dims();
-        let predicting = hidden.slice([0..count, len - 1 - longest..len - 1, 0..width]);
-        let log_probs = log_softmax(self.model.llm.logits(predicting), 2);
-        let vocab = log_probs.dims()[2];
-        let values = log_probs.into_data().try_into_vec_as::<f32>()?;
-        let totals: Vec<f64> = rows
-            .iter()
-            .zip(&answer_lens)
-            .enumerate()
-            .map(|(r, (ids, &n))| {
-                let targets = &ids[ids.len() - n..];
-                targets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &token)| {
-                        let position = longest - n + i;
-                        f64::from(values[(r * longest + position) * vocab + token as usize])
-                    })
-                    .sum()
-            })
-            .collect();
+        let totals = answer_log_likelihoods(
+            self.model,
+            &rows,
+            &answer_lens,
+            Some(features),
+            self.generation.pad_token_id,
+        )?;
         Ok(prompt_tokens
             .into_iter()
             .zip(totals.chunks(2))
@@ -91,4 +72,48 @@ impl Answerer<'_> {
             })
             .collect())
     }
+}
+
+/// The summed log-probability of each row's last `answer_lens[r]` tokens given the tokens
+/// before them: all rows in one left-padded batch; `features` are the projected features of
+/// all rows' images, in order.
+pub fn answer_log_likelihoods(
+    model: &LclModel,
+    rows: &[Vec<u32>],
+    answer_lens: &[usize],
+    features: Option<Tensor<3>>,
+    pad_id: u32,
+) -> Result<Vec<f64>> {
+    let batch = TokenBatch::left_padded(rows, pad_id);
+    let mut kv = model.new_cache();
+    let hidden = model.forward_hidden(&batch, features, &mut kv)?;
+    // The answers end every row: the positions predicting them are the last `longest` ones
+    // before the end.
+    let Some(&longest) = answer_lens.iter().max() else {
+        return Ok(Vec::new());
+    };
+    let [count, len, width] = hidden.dims();
+    if longest == 0 || longest >= len {
+        bail!("an answer of {longest} tokens in rows of {len}");
+    }
+    let predicting = hidden.slice([0..count, len - 1 - longest..len - 1, 0..width]);
+    let log_probs = log_softmax(model.llm.logits(predicting), 2);
+    let vocab = log_probs.dims()[2];
+    let values = log_probs.into_data().try_into_vec_as::<f32>()?;
+    Ok(rows
+        .iter()
+        .zip(answer_lens)
+        .enumerate()
+        .map(|(r, (ids, &n))| {
+            let targets = &ids[ids.len() - n..];
+            targets
+                .iter()
+                .enumerate()
+                .map(|(i, &token)| {
+                    let position = longest - n + i;
+                    f64::from(values[(r * longest + position) * vocab + token as usize])
+                })
+                .sum()
+        })
+        .collect())
 }

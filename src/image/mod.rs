@@ -231,7 +231,16 @@ pub fn pixel_batch<P: AsRef<Path>>(files: &[P], size: usize, device: &Device) ->
 
 /// The whole LCL preprocessing of one file: `[3, size, size]` pixel values.
 pub fn preprocess_file(path: &Path, size: u32) -> Result<Vec<f32>> {
-    let rgb = open_rgb(path)?;
-    let square = expand_to_square(&rgb, [255, 255, 255]);
-    Ok(normalize(&resize_and_crop(&square, size)))
+    Ok(preprocess_rgb(&open_rgb(path)?, size))
+}
+
+/// The whole LCL preprocessing of an image file's bytes (an upload): `[3, size, size]`.
+pub fn preprocess_bytes(bytes: &[u8], size: u32) -> Result<Vec<f32>> {
+    Ok(preprocess_rgb(&decode_rgb(bytes)?, size))
+}
+
+/// Pad to a white square, resize and crop to `size`, normalise: `[3, size, size]`.
+fn preprocess_rgb(rgb: &RgbImage, size: u32) -> Vec<f32> {
+    let square = expand_to_square(rgb, [255, 255, 255]);
+    normalize(&resize_and_crop(&square, size))
 }

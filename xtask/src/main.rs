@@ -22,7 +22,8 @@ Commands are those of `lcl` (run `cargo xtask help` to list them), e.g.:
   cargo xtask test [--cpu-only]
       one test build with the flex, ndarray and wgpu backends: every test on flex, the
       transformers-parity tests again on ndarray and on wgpu (software Vulkan is enough:
-      Debian's mesa-vulkan-drivers), then the embedding example; --cpu-only leaves wgpu out
+      Debian's mesa-vulkan-drivers), then the embedding example and the client checks of
+      `lcl serve` (tests/clients/run.sh); --cpu-only leaves wgpu out
   cargo xtask lint [--no-cuda]
       clippy over the whole workspace with every backend compiled in (cuda included, so that
       its code path is checked without a GPU), warnings as errors";

@@ -2,7 +2,9 @@
 //! on flex in full, then the transformers-parity tests again on ndarray and on wgpu (the same
 //! binaries: Burn picks the device at run time, `LCL_DEVICE` says which), then the embedding
 //! example on the tiny fixtures (the example binary of that same build: `cargo run -p
-//! lcl-model` would build Burn a second time with lcl-model's features alone).
+//! lcl-model` would build Burn a second time with lcl-model's features alone), then the client
+//! checks of `lcl serve` with that build's `lcl` (`tests/clients/run.sh`: the openai Python
+//! client and headless Chromium on the page).
 
 use crate::{cargo, run};
 
@@ -56,20 +58,31 @@ pub fn test(cpu_only: bool) -> Result<(), String> {
         }
         run(&mut wgpu)?;
     }
-    example(features)
-}
-
-/// Runs `model/examples/episode.rs` on the tiny fixtures, on flex, and checks its answer
-/// against the transformers reference.
-fn example(features: &str) -> Result<(), String> {
-    eprintln!("xtask: the embedding example (model/examples/episode.rs)");
     let listing = cargo()
         .args(["test", "--workspace", "--features", features, "--no-run"])
         .args(["--quiet", "--message-format=json"])
         .output()
-        .map_err(|e| format!("cannot ask cargo for the example: {e}"))?;
+        .map_err(|e| format!("cannot ask cargo for the test build's programs: {e}"))?;
     let messages = String::from_utf8_lossy(&listing.stdout);
-    let executable = example_executable(&messages, "episode")
+    example(&messages)?;
+    clients(&messages)
+}
+
+/// Runs `tests/clients/run.sh` (the openai client and headless Chromium against `lcl serve`)
+/// with the test build's `lcl`, on flex.
+fn clients(messages: &str) -> Result<(), String> {
+    eprintln!("xtask: the client checks of lcl serve (tests/clients/run.sh)");
+    let lcl = executable(messages, "bin", "lcl").ok_or("the test build made no `lcl` program")?;
+    run(std::process::Command::new("bash")
+        .args(["tests/clients/run.sh", &lcl, "--browser"])
+        .env("LCL_DEVICE", "flex"))
+}
+
+/// Runs `model/examples/episode.rs` on the tiny fixtures, on flex, and checks its answer
+/// against the transformers reference.
+fn example(messages: &str) -> Result<(), String> {
+    eprintln!("xtask: the embedding example (model/examples/episode.rs)");
+    let executable = executable(messages, "example", "episode")
         .ok_or("the test build made no `episode` example (model/examples/episode.rs)")?;
     let fixtures = "tests/fixtures";
     let output = std::process::Command::new(&executable)
@@ -101,10 +114,14 @@ fn example(features: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The executable of example `name` in cargo's JSON build messages.
-fn example_executable(messages: &str, name: &str) -> Option<String> {
+/// The executable of target `name` of `kind` (`bin`, `example`) in cargo's JSON build
+/// messages: the program itself, not its unit-test harness.
+fn executable(messages: &str, kind: &str, name: &str) -> Option<String> {
     let line = messages.lines().find(|line| {
-        line.contains("\"kind\":[\"example\"]") && line.contains(&format!("\"name\":\"{name}\""))
+        line.contains(&format!("\"kind\":[\"{kind}\"]"))
+            && line.contains(&format!("\"name\":\"{name}\""))
+            && line.contains("\"test\":false")
+            && !line.contains("\"executable\":null")
     })?;
     let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
     let end = start + line[start..].find('"')?;
@@ -131,13 +148,16 @@ mod tests {
         let messages = concat!(
             r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"episode"},"executable":null}"#,
             "\n",
-            r#"{"reason":"compiler-artifact","target":{"kind":["example"],"crate_types":["bin"],"name":"episode"},"executable":"/t/debug/examples/episode-1f"}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["example"],"crate_types":["bin"],"name":"episode"},"profile":{"test":true},"executable":"/t/debug/deps/episode-2e"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["example"],"crate_types":["bin"],"name":"episode"},"profile":{"test":false},"executable":"/t/debug/examples/episode-1f"}"#,
         );
         assert_eq!(
-            super::example_executable(messages, "episode").as_deref(),
+            super::executable(messages, "example", "episode").as_deref(),
             Some("/t/debug/examples/episode-1f")
         );
-        assert_eq!(super::example_executable(messages, "other"), None);
+        assert_eq!(super::executable(messages, "example", "other"), None);
+        assert_eq!(super::executable(messages, "bin", "episode"), None);
     }
 
     #[test]
