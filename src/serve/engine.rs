@@ -317,9 +317,14 @@ impl Worker {
         let mut groups: Vec<Vec<Job>> = Vec::new();
         let mut by_key: HashMap<u128, usize> = HashMap::new();
         for job in greedy {
+            // zero-shot questions have no prefix to share: each stands alone
+            if job.prefix_ids.is_empty() {
+                groups.push(vec![job]);
+                continue;
+            }
             match by_key.get(&job.prefix_key) {
-                Some(&g) if !job.prefix_ids.is_empty() => groups[g].push(job),
-                _ => {
+                Some(&g) => groups[g].push(job),
+                None => {
                     by_key.insert(job.prefix_key, groups.len());
                     groups.push(vec![job]);
                 }
@@ -387,8 +392,8 @@ impl Worker {
                 step.delta.is_empty() || jobs[row].events.send(Event::Delta(step.delta)).is_ok();
             step.goes_on && listening
         };
-        // each job's image features, for scoring its names after
-        let mut job_features: Vec<Tensor<3>> = Vec::with_capacity(jobs.len());
+        // the image features of each job that asked for its names' scores
+        let mut job_features: Vec<Option<Tensor<3>>> = Vec::with_capacity(jobs.len());
         if after_prefix {
             let prefix = &jobs[0];
             let support = self.encode(prefix.support_pixels.iter())?;
@@ -404,12 +409,14 @@ impl Worker {
                 &config,
                 &mut observer,
             )?;
-            for j in 0..jobs.len() {
-                let query = slice_rows(&queries, j, j + 1);
-                job_features.push(match &support {
-                    Some(support) => Tensor::cat(vec![support.clone(), query], 0),
-                    None => query,
-                });
+            for (j, job) in jobs.iter().enumerate() {
+                job_features.push((!job.name_rows.is_empty()).then(|| {
+                    let query = slice_rows(&queries, j, j + 1);
+                    match &support {
+                        Some(support) => Tensor::cat(vec![support.clone(), query], 0),
+                        None => query,
+                    }
+                }));
             }
         } else {
             let images = jobs.iter().flat_map(|j| {
@@ -431,7 +438,8 @@ impl Worker {
             let mut start = 0;
             for job in jobs {
                 let end = start + job.support_pixels.len() + 1;
-                job_features.push(slice_rows(&features, start, end));
+                job_features
+                    .push((!job.name_rows.is_empty()).then(|| slice_rows(&features, start, end)));
                 start = end;
             }
         }
@@ -455,15 +463,16 @@ impl Worker {
             .collect()
     }
 
-    /// Each shown name's likelihood as the answer, with `features` the job's images.
+    /// Each shown name's likelihood as the answer, with `features` the job's images (there
+    /// when the job asked for the scores).
     fn score_names(
         &self,
         job: &Job,
-        features: Tensor<3>,
+        features: Option<Tensor<3>>,
     ) -> anyhow::Result<Option<Vec<NameScore>>> {
-        if job.name_rows.is_empty() {
+        let Some(features) = features else {
             return Ok(None);
-        }
+        };
         let rows: Vec<Vec<u32>> = job.name_rows.iter().map(|r| r.ids.clone()).collect();
         let lens: Vec<usize> = job.name_rows.iter().map(|r| r.answer_len).collect();
         let repeated = Tensor::cat(vec![features; rows.len()], 0);

@@ -128,11 +128,6 @@ pub fn handle(request: Request, shared: &Shared) {
     );
 }
 
-/// Refuses a request the server cannot take now.
-pub fn refuse(request: Request, error: &ApiError) {
-    respond_error(request, error);
-}
-
 fn model_card(shared: &Shared) -> Value {
     json!({"id": shared.model_id, "object": "model", "created": shared.created, "owned_by": "lcl"})
 }
@@ -394,7 +389,8 @@ fn respond_json(request: Request, status: u16, body: &Value) -> u16 {
     )
 }
 
-fn respond_error(request: Request, error: &ApiError) -> u16 {
+/// Answers with `error`'s status and JSON body; returns the status.
+pub fn respond_error(request: Request, error: &ApiError) -> u16 {
     respond_json(request, error.status, &error.body())
 }
 

@@ -212,7 +212,7 @@ fn accept(server: &tiny_http::Server, shared: Arc<Shared>) {
                     shared.max_connections
                 ),
             );
-            http::refuse(request, &error);
+            http::respond_error(request, &error);
             continue;
         }
         shared.active.fetch_add(1, Ordering::SeqCst);

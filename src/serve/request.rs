@@ -207,13 +207,15 @@ fn check_defaults(fields: &Map<String, Value>) -> Result<(), ApiError> {
             ));
         }
     }
-    for text in ["user"] {
-        if fields
-            .get(text)
-            .is_some_and(|v| !v.is_string() && !v.is_null())
-        {
-            return Err(ApiError::invalid(text, "invalid_type", "must be a string"));
-        }
+    if fields
+        .get("user")
+        .is_some_and(|v| !v.is_string() && !v.is_null())
+    {
+        return Err(ApiError::invalid(
+            "user",
+            "invalid_type",
+            "must be a string",
+        ));
     }
     Ok(())
 }
@@ -340,8 +342,8 @@ fn episode(
         }
         turns.next();
     }
-    let images = messages.len();
-    if images > 2 * limits.max_images + 1 {
+    // a cheap bound before any image is decoded: a turn pair per image, a system message
+    if messages.len() > 2 * limits.max_images + 1 {
         return Err(too_many_images(limits));
     }
     let mut support = Vec::new();
